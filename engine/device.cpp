@@ -1,0 +1,49 @@
+// Device selection and precision settings shared by both builds; the no-CUDA build's stubs.
+#include "engine/device.h"
+
+#include <cstring>
+
+#include "engine/error.h"
+
+namespace sieve {
+
+namespace {
+Precision g_precision = Precision::fp32;
+}
+
+Device parse_device(const std::string& name) {
+  if (name == "cpu") return Device::cpu;
+  if (name == "cuda") {
+    SIEVE_CHECK(cuda_available(), "--device cuda: ", cuda_device_description());
+    return Device::cuda;
+  }
+  if (name == "auto") return cuda_available() ? Device::cuda : Device::cpu;
+  fail("--device: '", name, "' is not one of auto, cpu, cuda");
+}
+
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::fp32;
+  if (name == "tf32") return Precision::tf32;
+  if (name == "bf16") return Precision::bf16;
+  fail("--precision: '", name, "' is not one of fp32, tf32, bf16");
+}
+
+void set_precision(Precision p) { g_precision = p; }
+Precision precision() { return g_precision; }
+
+#if !SIEVE_WITH_CUDA
+bool cuda_available() { return false; }
+std::string cuda_device_description() { return "sieve was built without CUDA"; }
+void* cuda_alloc(size_t) { fail("sieve was built without CUDA: cannot allocate GPU memory"); }
+void cuda_free(void*, size_t) {}
+CudaAllocatorStats cuda_allocator_stats() { return {}; }
+void cuda_empty_cache() {}
+void cuda_synchronize() {}
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
+  SIEVE_CHECK(dst_device == Device::cpu && src_device == Device::cpu,
+              "sieve was built without CUDA: cannot copy to or from the GPU");
+  std::memcpy(dst, src, bytes);
+}
+#endif
+
+}  // namespace sieve

@@ -1,0 +1,43 @@
+// The device layer seen from host code that must build with or without CUDA: GPU detection,
+// the caching allocator, copies and precision settings. The CUDA-only side (streams, library
+// handles, error macros) is engine/cuda/context.h.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "engine/dtype.h"
+
+namespace sieve {
+
+// True when the build has CUDA and at least one GPU is visible. A machine with the toolkit but
+// no driver (CI, build servers) reports "driver insufficient" / no device: that is "no GPU".
+bool cuda_available();
+std::string cuda_device_description();  // "NVIDIA H200 (sm_90, 139.8 GiB)" or why there is none
+
+// "auto" | "cpu" | "cuda" -> Device; auto picks cuda when a GPU is visible.
+Device parse_device(const std::string& name);
+
+// Caching allocator: blocks are rounded up and kept for reuse, so a training step after the
+// first allocates nothing from the driver.
+void* cuda_alloc(size_t bytes);
+void cuda_free(void* ptr, size_t bytes);
+struct CudaAllocatorStats {
+  size_t in_use = 0, cached = 0, peak_in_use = 0;
+  int64_t driver_allocs = 0;
+};
+CudaAllocatorStats cuda_allocator_stats();
+void cuda_empty_cache();
+
+// Copies between any two devices; synchronous with respect to the host.
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
+void cuda_synchronize();
+
+// Matrix precision on the GPU: fp32 (exact FMA, the parity default), tf32 (tensor cores for
+// conv/linear, PyTorch's conv default), bf16 (storage/compute in later kernels).
+enum class Precision { fp32, tf32, bf16 };
+Precision parse_precision(const std::string& name);
+void set_precision(Precision p);
+Precision precision();
+
+}  // namespace sieve

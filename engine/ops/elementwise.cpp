@@ -1,0 +1,171 @@
+#include "engine/ops/elementwise.h"
+
+#include <cmath>
+#include <limits>
+
+#include "engine/autograd.h"
+#include "engine/dispatch.h"
+#if SIEVE_WITH_CUDA
+#include "engine/cuda/elementwise_cuda.h"
+#endif
+
+namespace sieve {
+
+namespace {
+
+// y = clamp(x, 0, cap) and its backward, shared by relu (cap = inf) and relu6.
+Tensor clamp_op(const char* op, const Tensor& x, double cap) {
+  Tensor y = Tensor::empty_like(x);
+  const int64_t n = x.numel();
+  if (x.is_cuda()) {
+    check_cuda_f32(op, x);
+    SIEVE_IF_CUDA(cuda::clamp_forward(x.data<float>(), y.data<float>(), n, static_cast<float>(cap)));
+  } else {
+    dispatch_float(op, x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      const T* xp = x.data<T>();
+      T* yp = y.data<T>();
+      for (int64_t i = 0; i < n; ++i) yp[i] = std::min(std::max(xp[i], T(0)), static_cast<T>(cap));
+    });
+  }
+  if (autograd::needs_grad({&x})) {
+    autograd::record(y, [x, y, cap, op](const Tensor& dy) {
+      Tensor dx = Tensor::empty_like(dy);
+      const int64_t n = dy.numel();
+      if (dy.is_cuda()) {
+        SIEVE_IF_CUDA(cuda::clamp_backward(y.data<float>(), dy.data<float>(), dx.data<float>(), n,
+                                           static_cast<float>(cap)));
+      } else {
+        dispatch_float(op, dy.dtype(), [&](auto tag) {
+          using T = decltype(tag);
+          const T* yp = y.data<T>();
+          const T* g = dy.data<T>();
+          T* d = dx.data<T>();
+          for (int64_t i = 0; i < n; ++i) d[i] = (yp[i] > T(0) && yp[i] < static_cast<T>(cap)) ? g[i] : T(0);
+        });
+      }
+      autograd::accumulate(x, dx);
+    });
+  }
+  return y;
+}
+
+// y = s * x (no autograd), the kernel behind scale() and its backward.
+Tensor scaled(const Tensor& x, double s) {
+  Tensor y = Tensor::empty_like(x);
+  const int64_t n = x.numel();
+  if (x.is_cuda()) {
+    check_cuda_f32("scale", x);
+    SIEVE_IF_CUDA(cuda::scale(x.data<float>(), static_cast<float>(s), y.data<float>(), n));
+  } else {
+    dispatch_float("scale", x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      const T* xp = x.data<T>();
+      T* yp = y.data<T>();
+      for (int64_t i = 0; i < n; ++i) yp[i] = static_cast<T>(s) * xp[i];
+    });
+  }
+  return y;
+}
+
+// y = a * b elementwise (no autograd), for dropout's mask.
+Tensor multiplied(const Tensor& a, const Tensor& b) {
+  Tensor y = Tensor::empty_like(a);
+  const int64_t n = a.numel();
+  if (a.is_cuda()) {
+    SIEVE_IF_CUDA(cuda::mul(a.data<float>(), b.data<float>(), y.data<float>(), n));
+  } else {
+    dispatch_float("mul", a.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      const T* ap = a.data<T>();
+      const T* bp = b.data<T>();
+      T* yp = y.data<T>();
+      for (int64_t i = 0; i < n; ++i) yp[i] = ap[i] * bp[i];
+    });
+  }
+  return y;
+}
+
+}  // namespace
+
+Tensor relu(const Tensor& x) { return clamp_op("relu", x, std::numeric_limits<double>::infinity()); }
+Tensor relu6(const Tensor& x) { return clamp_op("relu6", x, 6.0); }
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  check_same_shape("add", a, "a", b, "b");
+  check_same_device("add", a, b);
+  SIEVE_CHECK(a.dtype() == b.dtype(), "add: dtypes ", dtype_name(a.dtype()), " and ",
+              dtype_name(b.dtype()), " differ");
+  Tensor y = Tensor::empty_like(a);
+  const int64_t n = a.numel();
+  if (a.is_cuda()) {
+    check_cuda_f32("add", a);
+    SIEVE_IF_CUDA(cuda::add(a.data<float>(), b.data<float>(), y.data<float>(), n));
+  } else {
+    dispatch_float("add", a.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      const T* ap = a.data<T>();
+      const T* bp = b.data<T>();
+      T* yp = y.data<T>();
+      for (int64_t i = 0; i < n; ++i) yp[i] = ap[i] + bp[i];
+    });
+  }
+  if (autograd::needs_grad({&a, &b})) {
+    autograd::record(y, [a, b](const Tensor& dy) {
+      autograd::accumulate(a, dy);
+      autograd::accumulate(b, dy);
+    });
+  }
+  return y;
+}
+
+Tensor scale(const Tensor& x, double s) {
+  Tensor y = scaled(x, s);
+  if (autograd::needs_grad({&x}))
+    autograd::record(y, [x, s](const Tensor& dy) { autograd::accumulate(x, scaled(dy, s)); });
+  return y;
+}
+
+Tensor reshape(const Tensor& x, const Shape& shape) {
+  Tensor y = x.view(shape);
+  if (autograd::needs_grad({&x}))
+    autograd::record(y, [x](const Tensor& dy) { autograd::accumulate(x, dy.view(x.shape())); });
+  return y;
+}
+
+Tensor flatten(const Tensor& x) {
+  SIEVE_CHECK(x.ndim() >= 1, "flatten: input must have a batch dimension, got ", shape_str(x.shape()));
+  return reshape(x, {x.dim(0), x.dim(0) == 0 ? 0 : x.numel() / x.dim(0)});
+}
+
+Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
+  SIEVE_CHECK(p >= 0.0 && p < 1.0, "dropout: p must be in [0, 1), got ", p);
+  if (!training || p == 0.0) return x;
+  const int64_t n = x.numel();
+  const uint64_t offset = gen.reserve(static_cast<uint64_t>(n));
+  Tensor mask = Tensor::empty_like(x);
+  Tensor y = Tensor::empty_like(x);
+  const float pf = static_cast<float>(p);
+  if (x.is_cuda()) {
+    check_cuda_f32("dropout", x);
+    SIEVE_IF_CUDA(cuda::dropout_forward(x.data<float>(), y.data<float>(), mask.data<float>(), n, pf,
+                                        gen.seed(), offset));
+  } else {
+    dispatch_float("dropout", x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      const T keep_scale = static_cast<T>(1.0f / (1.0f - pf));
+      const T* xp = x.data<T>();
+      T* mp = mask.data<T>();
+      T* yp = y.data<T>();
+      for (int64_t i = 0; i < n; ++i) {
+        mp[i] = philox_uniform(gen.seed(), offset + i) >= pf ? keep_scale : T(0);
+        yp[i] = xp[i] * mp[i];
+      }
+    });
+  }
+  if (autograd::needs_grad({&x}))
+    autograd::record(y, [x, mask](const Tensor& dy) { autograd::accumulate(x, multiplied(dy, mask)); });
+  return y;
+}
+
+}  // namespace sieve

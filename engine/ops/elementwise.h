@@ -1,0 +1,21 @@
+// Elementwise differentiable ops: relu, relu6, add (residual), scalar multiply, reshape/flatten
+// and dropout. Each works on CPU (f32, f64) and CUDA (f32).
+#pragma once
+#include "engine/rng.h"
+#include "engine/tensor.h"
+
+namespace sieve {
+
+Tensor relu(const Tensor& x);
+Tensor relu6(const Tensor& x);             // min(max(x, 0), 6)
+Tensor add(const Tensor& a, const Tensor& b);  // same shape
+Tensor scale(const Tensor& x, double s);   // s * x
+Tensor reshape(const Tensor& x, const Shape& shape);
+Tensor flatten(const Tensor& x);           // (N, ...) -> (N, prod(...))
+
+// Inverted dropout: in training, zeroes each element with probability p (Philox draw
+// gen.seed() at counter gen.reserve(numel) + i, identical on CPU and GPU) and scales the
+// survivors by 1/(1-p); in eval mode returns x.
+Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
+
+}  // namespace sieve

@@ -1,0 +1,108 @@
+// Tensor: a contiguous n-d array of one dtype on one device, sharing reference-counted storage.
+// Views (reshape, slices of the flat parameter buffer) share storage with a byte offset.
+// Each tensor carries an AutogradMeta (requires_grad, grad) shared by its copies.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "engine/dtype.h"
+#include "engine/error.h"
+
+namespace sieve {
+
+// A block of memory on one device; CUDA blocks come from and go back to the caching allocator.
+struct Storage {
+  Storage(size_t bytes, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  void* data = nullptr;
+  size_t bytes = 0;
+  Device device = Device::cpu;
+};
+
+class Tensor;
+struct AutogradMeta;
+
+class Tensor {
+ public:
+  Tensor() = default;
+
+  static Tensor empty(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu);
+  static Tensor zeros(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu);
+  static Tensor full(const Shape& shape, double value, DType dtype = DType::f32,
+                     Device device = Device::cpu);
+  static Tensor empty_like(const Tensor& t) { return empty(t.shape(), t.dtype(), t.device()); }
+  static Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype(), t.device()); }
+  template <class T>
+  static Tensor from_vector(const std::vector<T>& values, const Shape& shape,
+                            Device device = Device::cpu);
+
+  bool defined() const { return storage_ != nullptr; }
+  const Shape& shape() const { return shape_; }
+  int ndim() const { return static_cast<int>(shape_.size()); }
+  int64_t dim(int i) const;  // negative i counts from the end
+  int64_t numel() const { return sieve::numel(shape_); }
+  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
+  DType dtype() const { return dtype_; }
+  Device device() const { return storage_ ? storage_->device : Device::cpu; }
+  bool is_cuda() const { return device() == Device::cuda; }
+
+  void* raw() const { return static_cast<char*>(storage_->data) + offset_; }
+  template <class T>
+  T* data() const {
+    SIEVE_CHECK(defined(), "tensor: data() of an undefined tensor");
+    SIEVE_CHECK(dtype_ == dtype_of<T>(), "tensor: data<", dtype_name(dtype_of<T>()),
+                ">() on a ", dtype_name(dtype_), " tensor");
+    return static_cast<T*>(raw());
+  }
+
+  Tensor to(Device device) const;  // copy (or this tensor when already there)
+  Tensor to(DType dtype) const;    // converted copy on the same device
+  Tensor clone() const;
+  void copy_(const Tensor& src);   // same numel and dtype, any devices
+  void fill_(double value);
+  void zero_() { fill_(0.0); }
+
+  template <class T>
+  std::vector<T> to_vector() const;   // host copy; dtype must be T
+  std::vector<double> to_double() const;  // host copy of any dtype, for tests and reports
+  double item() const;                // the single element of a one-element tensor
+
+  // Same storage, new shape with the same number of elements; not recorded by autograd
+  // (the reshape op is). slice() views `shape` elements starting at element `offset`.
+  Tensor view(const Shape& shape) const;
+  Tensor slice(int64_t offset, const Shape& shape) const;
+  bool shares_storage(const Tensor& other) const { return storage_ == other.storage_; }
+
+  // Autograd. A leaf is a tensor whose requires_grad was set by the user (a parameter);
+  // op outputs are non-leaves, whose gradients are freed once their backward has run.
+  bool requires_grad() const;
+  Tensor& set_requires_grad(bool on);
+  bool is_leaf() const;
+  const Tensor& grad() const;  // undefined tensor when there is none
+  void set_grad(const Tensor& g) const;
+  AutogradMeta& meta() const;
+
+ private:
+  std::shared_ptr<Storage> storage_;
+  size_t offset_ = 0;  // bytes into storage_
+  Shape shape_;
+  DType dtype_ = DType::f32;
+  std::shared_ptr<AutogradMeta> meta_;
+};
+
+struct AutogradMeta {
+  bool requires_grad = false;
+  bool is_leaf = true;
+  Tensor grad;
+};
+
+// "op: x (2, 3) and y (2, 4) differ" style checks used by every op.
+void check_same_shape(const char* op, const Tensor& a, const char* a_name, const Tensor& b,
+                      const char* b_name);
+void check_same_device(const char* op, const Tensor& a, const Tensor& b);
+void check_dtype(const char* op, const Tensor& t, const char* name, DType expected);
+void check_ndim(const char* op, const Tensor& t, const char* name, int ndim);
+
+}  // namespace sieve
