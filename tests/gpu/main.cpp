@@ -8,14 +8,15 @@
 #include "engine/device.h"
 
 int main(int argc, char** argv) {
-  doctest::Context context(argc, argv);
   if (!sieve::cuda_available()) {
     std::printf("SKIPPED: GPU parity suite not run: %s. Cases skipped:\n",
                 sieve::cuda_device_description().c_str());
-    context.setOption("list-test-cases", true);
-    context.run();
+    const char* list_args[] = {argv[0], "--list-test-cases", "--no-version"};
+    doctest::Context lister(3, list_args);
+    lister.run();
     return 77;
   }
+  doctest::Context context(argc, argv);
   std::printf("GPU parity suite on %s\n", sieve::cuda_device_description().c_str());
   return context.run();
 }

@@ -1,0 +1,47 @@
+#include "datasets/augment.h"
+
+#include "datasets/augment_kernel.h"
+#include "engine/dispatch.h"
+
+namespace sieve {
+
+#if SIEVE_WITH_CUDA
+namespace cuda {
+void assemble_batch(const uint8_t* images, int64_t c, int64_t h, int64_t w, const int64_t* indices, int64_t b,
+                    const AugmentParams& p, float* out);
+}
+#endif
+
+Tensor assemble_batch(const Tensor& images, const Tensor& indices, const AugmentParams& p) {
+  check_dtype("assemble_batch", images, "images", DType::u8);
+  check_dtype("assemble_batch", indices, "indices", DType::i64);
+  check_ndim("assemble_batch", images, "images", 4);
+  check_same_device("assemble_batch", images, indices);
+  SIEVE_CHECK(images.dim(1) <= 3, "assemble_batch: at most 3 channels, got ", images.dim(1));
+  SIEVE_CHECK(p.padding >= 0, "assemble_batch: negative padding");
+  const int64_t n = images.dim(0), c = images.dim(1), h = images.dim(2), w = images.dim(3), b = indices.numel();
+  Tensor out = Tensor::empty({b, c, h, w}, DType::f32, images.device());
+  if (images.is_cuda()) {
+    SIEVE_IF_CUDA(cuda::assemble_batch(images.data<uint8_t>(), c, h, w, indices.data<int64_t>(), b, p,
+                                       out.data<float>()));
+    return out;
+  }
+  const uint8_t* src = images.data<uint8_t>();
+  const int64_t* idx = indices.data<int64_t>();
+  float* dst = out.data<float>();
+  for (int64_t i = 0; i < b; ++i)
+    SIEVE_CHECK(idx[i] >= 0 && idx[i] < n, "assemble_batch: index ", idx[i], " outside a dataset of ", n);
+#pragma omp parallel for
+  for (int64_t i = 0; i < b; ++i) {
+    const CropFlipBits cf = crop_flip_bits(p.seed, p.counter + static_cast<uint64_t>(i), p.padding);
+    const uint8_t* img = src + idx[i] * c * h * w;
+    for (int64_t k = 0; k < c; ++k)
+      for (int64_t y = 0; y < h; ++y)
+        for (int64_t x = 0; x < w; ++x)
+          dst[((i * c + k) * h + y) * w + x] =
+              augmented_pixel(img, h, w, k, y, x, cf, p.padding, p.crop_flip, p.mean[k], 1.0f / p.std[k]);
+  }
+  return out;
+}
+
+}  // namespace sieve

@@ -1,0 +1,263 @@
+// Readers for the official dataset formats and the procedural synthetic dataset.
+#include <zlib.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "datasets/dataset.h"
+#include "engine/error.h"
+#include "engine/rng.h"
+
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_BMP
+#include <stb/stb_image.h>
+
+namespace sieve {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::array<float, 3> kCifar10Mean{0.4914f, 0.4822f, 0.4465f}, kCifar10Std{0.2470f, 0.2435f, 0.2616f};
+const std::array<float, 3> kCifar100Mean{0.5071f, 0.4865f, 0.4409f}, kCifar100Std{0.2673f, 0.2564f, 0.2762f};
+const std::array<float, 3> kFashionMean{0.2860f, 0.2860f, 0.2860f}, kFashionStd{0.3530f, 0.3530f, 0.3530f};
+
+std::string read_binary(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  SIEVE_CHECK(in.good(), path.string(), ": cannot open (", fs::exists(path) ? "unreadable" : "no such file", ")");
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Whole file through zlib, which reads gzip and plain files alike.
+std::string read_maybe_gz(const fs::path& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  SIEVE_CHECK(f != nullptr, path.string(), ": cannot open (", fs::exists(path) ? "unreadable" : "no such file", ")");
+  std::string out;
+  char buf[1 << 16];
+  int n;
+  while ((n = gzread(f, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  int err = 0;
+  const char* msg = gzerror(f, &err);
+  const std::string why = (n < 0 || err < 0) ? msg : "";
+  gzclose(f);
+  SIEVE_CHECK(why.empty(), path.string(), ": corrupt gzip data (", why, ")");
+  return out;
+}
+
+// CIFAR binary records: `label_bytes` label bytes (the last one is used unless fine=false) + 3072 pixels.
+void append_cifar_records(const fs::path& path, int label_bytes, int label_index, int64_t num_classes,
+                          int64_t expected_records, ImageDataset& ds) {
+  const std::string bytes = read_binary(path);
+  const size_t record = static_cast<size_t>(label_bytes) + 3072;
+  SIEVE_CHECK(bytes.size() % record == 0 && !bytes.empty(), path.string(), ": size ", bytes.size(),
+              " is not a whole number of ", record, "-byte CIFAR records (truncated or not a CIFAR binary file)");
+  const size_t n = bytes.size() / record;
+  SIEVE_CHECK(expected_records <= 0 || static_cast<int64_t>(n) == expected_records, path.string(), ": holds ", n,
+              " records, expected ", expected_records);
+  for (size_t i = 0; i < n; ++i) {
+    const auto* r = reinterpret_cast<const uint8_t*>(bytes.data() + i * record);
+    const int64_t label = r[label_index];
+    SIEVE_CHECK(label < num_classes, path.string(), ": record ", i, " has label ", label, ", outside [0, ",
+                num_classes, ")");
+    ds.labels.push_back(label);
+    ds.images.insert(ds.images.end(), r + label_bytes, r + record);
+  }
+}
+
+uint32_t read_be32(const std::string& b, size_t at) {
+  const auto* p = reinterpret_cast<const uint8_t*>(b.data() + at);
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
+}
+
+fs::path idx_path(const fs::path& dir, const std::string& stem) {
+  const fs::path raw = dir / stem;
+  if (fs::exists(raw)) return raw;
+  const fs::path gz = dir / (stem + ".gz");
+  SIEVE_CHECK(fs::exists(gz), raw.string(), ": no such file (nor ", gz.filename().string(), ")");
+  return gz;
+}
+
+}  // namespace
+
+ImageDataset load_cifar10(const std::string& dir, bool train) {
+  ImageDataset ds;
+  ds.name = "cifar10";
+  ds.channels = 3, ds.height = 32, ds.width = 32, ds.num_classes = 10;
+  ds.mean = kCifar10Mean, ds.std = kCifar10Std;
+  ds.class_names = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
+  const fs::path root(dir);
+  if (train)
+    for (int b = 1; b <= 5; ++b)
+      append_cifar_records(root / ("data_batch_" + std::to_string(b) + ".bin"), 1, 0, 10, 10000, ds);
+  else
+    append_cifar_records(root / "test_batch.bin", 1, 0, 10, 10000, ds);
+  return ds;
+}
+
+ImageDataset load_cifar100(const std::string& dir, bool train, bool fine_labels) {
+  ImageDataset ds;
+  ds.name = "cifar100";
+  ds.channels = 3, ds.height = 32, ds.width = 32, ds.num_classes = fine_labels ? 100 : 20;
+  ds.mean = kCifar100Mean, ds.std = kCifar100Std;
+  for (int64_t c = 0; c < ds.num_classes; ++c) ds.class_names.push_back(std::to_string(c));
+  append_cifar_records(fs::path(dir) / (train ? "train.bin" : "test.bin"), 2, fine_labels ? 1 : 0,
+                       ds.num_classes, 0, ds);
+  return ds;
+}
+
+ImageDataset load_fashion_mnist(const std::string& dir, bool train, bool resize32_rgb) {
+  const std::string prefix = train ? "train" : "t10k";
+  const fs::path ipath = idx_path(dir, prefix + "-images-idx3-ubyte");
+  const fs::path lpath = idx_path(dir, prefix + "-labels-idx1-ubyte");
+  const std::string ib = read_maybe_gz(ipath), lb = read_maybe_gz(lpath);
+  SIEVE_CHECK(ib.size() >= 16, ipath.string(), ": truncated idx header (", ib.size(), " bytes)");
+  SIEVE_CHECK(lb.size() >= 8, lpath.string(), ": truncated idx header (", lb.size(), " bytes)");
+  SIEVE_CHECK(read_be32(ib, 0) == 2051, ipath.string(), ": wrong magic number ", read_be32(ib, 0),
+              " (an idx3 image file has 2051)");
+  SIEVE_CHECK(read_be32(lb, 0) == 2049, lpath.string(), ": wrong magic number ", read_be32(lb, 0),
+              " (an idx1 label file has 2049)");
+  const int64_t n = read_be32(ib, 4), h = read_be32(ib, 8), w = read_be32(ib, 12);
+  SIEVE_CHECK(h == 28 && w == 28, ipath.string(), ": images are ", h, "x", w, ", FashionMNIST is 28x28");
+  SIEVE_CHECK(static_cast<int64_t>(ib.size()) == 16 + n * h * w, ipath.string(), ": size ", ib.size(),
+              " does not match ", n, " images of ", h, "x", w, " (truncated?)");
+  SIEVE_CHECK(static_cast<int64_t>(read_be32(lb, 4)) == n, lpath.string(), ": ", read_be32(lb, 4),
+              " labels for ", n, " images in ", ipath.filename().string());
+  SIEVE_CHECK(static_cast<int64_t>(lb.size()) == 8 + n, lpath.string(), ": size ", lb.size(), " does not match ",
+              n, " labels (truncated?)");
+
+  ImageDataset ds;
+  ds.name = "fashion_mnist";
+  ds.num_classes = 10;
+  ds.class_names = {"t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"};
+  ds.channels = resize32_rgb ? 3 : 1;
+  ds.height = ds.width = resize32_rgb ? 32 : 28;
+  ds.mean = kFashionMean, ds.std = kFashionStd;
+  ds.images.resize(static_cast<size_t>(n * ds.image_bytes()));
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t label = static_cast<uint8_t>(lb[8 + i]);
+    SIEVE_CHECK(label < 10, lpath.string(), ": label ", label, " at index ", i, " is outside [0, 10)");
+    ds.labels.push_back(label);
+    const auto* src = reinterpret_cast<const uint8_t*>(ib.data() + 16 + i * h * w);
+    uint8_t* dst = ds.image(i);
+    if (!resize32_rgb) {
+      std::copy(src, src + h * w, dst);
+      continue;
+    }
+    resize_bilinear_u8(src, h, w, dst, 32, 32);
+    std::copy(dst, dst + 1024, dst + 1024);
+    std::copy(dst, dst + 1024, dst + 2048);
+  }
+  return ds;
+}
+
+void resize_bilinear_u8(const uint8_t* src, int64_t h, int64_t w, uint8_t* dst, int64_t oh, int64_t ow) {
+  for (int64_t y = 0; y < oh; ++y) {
+    const double sy = std::max(0.0, (y + 0.5) * h / static_cast<double>(oh) - 0.5);
+    const int64_t y0 = std::min<int64_t>(static_cast<int64_t>(sy), h - 1), y1 = std::min<int64_t>(y0 + 1, h - 1);
+    const double fy = sy - y0;
+    for (int64_t x = 0; x < ow; ++x) {
+      const double sx = std::max(0.0, (x + 0.5) * w / static_cast<double>(ow) - 0.5);
+      const int64_t x0 = std::min<int64_t>(static_cast<int64_t>(sx), w - 1), x1 = std::min<int64_t>(x0 + 1, w - 1);
+      const double fx = sx - x0;
+      const double v = (1 - fy) * ((1 - fx) * src[y0 * w + x0] + fx * src[y0 * w + x1]) +
+                       fy * ((1 - fx) * src[y1 * w + x0] + fx * src[y1 * w + x1]);
+      dst[y * ow + x] = static_cast<uint8_t>(std::clamp(std::lround(v), 0L, 255L));
+    }
+  }
+}
+
+ImageDataset load_image_folder(const std::string& root, const std::string& split) {
+  const fs::path dir = fs::path(root) / split;
+  SIEVE_CHECK(fs::is_directory(dir), dir.string(), ": no such folder (expected <root>/<split>/<class>/*)");
+  ImageDataset ds;
+  ds.name = "image_folder";
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_directory()) ds.class_names.push_back(e.path().filename().string());
+  std::sort(ds.class_names.begin(), ds.class_names.end());
+  SIEVE_CHECK(!ds.class_names.empty(), dir.string(), ": no class folders");
+  ds.num_classes = static_cast<int64_t>(ds.class_names.size());
+  ds.channels = 3;
+  for (int64_t c = 0; c < ds.num_classes; ++c) {
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(dir / ds.class_names[c]))
+      if (e.is_regular_file()) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    for (const fs::path& f : files) {
+      int w = 0, h = 0, ch = 0;
+      unsigned char* px = stbi_load(f.c_str(), &w, &h, &ch, 3);
+      SIEVE_CHECK(px != nullptr, f.string(), ": cannot decode image (", stbi_failure_reason(), ")");
+      if (ds.height == 0) ds.height = h, ds.width = w;
+      const bool same = h == ds.height && w == ds.width;
+      if (!same) stbi_image_free(px);
+      SIEVE_CHECK(same, f.string(), ": image is ", w, "x", h, " but earlier images are ", ds.width, "x", ds.height);
+      const size_t base = ds.images.size();
+      ds.images.resize(base + static_cast<size_t>(3 * h * w));
+      for (int64_t k = 0; k < 3; ++k)  // HWC -> CHW
+        for (int64_t p = 0; p < int64_t(h) * w; ++p) ds.images[base + k * h * w + p] = px[p * 3 + k];
+      stbi_image_free(px);
+      ds.labels.push_back(c);
+    }
+  }
+  SIEVE_CHECK(ds.size() > 0, dir.string(), ": no images found");
+  // Normalisation from the images themselves (per channel mean and std of x/255).
+  const int64_t plane = ds.height * ds.width;
+  for (int64_t k = 0; k < 3; ++k) {
+    double s = 0, sq = 0;
+    for (int64_t i = 0; i < ds.size(); ++i)
+      for (int64_t p = 0; p < plane; ++p) {
+        const double v = ds.image(i)[k * plane + p] / 255.0;
+        s += v, sq += v * v;
+      }
+    const double cnt = static_cast<double>(ds.size() * plane);
+    ds.mean[k] = static_cast<float>(s / cnt);
+    ds.std[k] = static_cast<float>(std::sqrt(std::max(1e-12, sq / cnt - (s / cnt) * (s / cnt))));
+  }
+  return ds;
+}
+
+ImageDataset make_synthetic(int64_t n, int64_t num_classes, uint64_t seed) {
+  SIEVE_CHECK(n > 0 && num_classes >= 2 && num_classes <= 10, "synthetic: need n > 0 and 2..10 classes");
+  ImageDataset ds;
+  ds.name = "synthetic";
+  ds.channels = 3, ds.height = 32, ds.width = 32, ds.num_classes = num_classes;
+  ds.mean = {0.5f, 0.5f, 0.5f}, ds.std = {0.25f, 0.25f, 0.25f};
+  for (int64_t c = 0; c < num_classes; ++c) ds.class_names.push_back("pattern" + std::to_string(c));
+  ds.images.resize(static_cast<size_t>(n * ds.image_bytes()));
+  Generator gen(seed);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t c = i % num_classes;
+    ds.labels.push_back(c);
+    // Class c: a grating at angle pi*c/num_classes, frequency 2 + c%3, colour from c; random
+    // phase, contrast and pixel noise per image, so the classes overlap a little.
+    const double angle = 3.14159265358979 * static_cast<double>(c) / static_cast<double>(num_classes);
+    const double freq = 2.0 + static_cast<double>(c % 3);
+    const double phase = 6.283185307 * gen.uniform(), contrast = 0.5 + 0.5 * gen.uniform();
+    const double col[3] = {0.3 + 0.7 * ((c * 37) % 10) / 10.0, 0.3 + 0.7 * ((c * 53 + 3) % 10) / 10.0,
+                           0.3 + 0.7 * ((c * 71 + 7) % 10) / 10.0};
+    for (int64_t y = 0; y < 32; ++y)
+      for (int64_t x = 0; x < 32; ++x) {
+        const double t = (std::cos(angle) * x + std::sin(angle) * y) / 32.0;
+        const double g = 0.5 + 0.5 * contrast * std::sin(6.283185307 * freq * t + phase);
+        for (int64_t k = 0; k < 3; ++k) {
+          const double v = 255.0 * (g * col[k] + 0.15 * (gen.uniform() - 0.5));
+          ds.image(i)[k * 1024 + y * 32 + x] = static_cast<uint8_t>(std::clamp(v, 0.0, 255.0));
+        }
+      }
+  }
+  return ds;
+}
+
+ImageDataset load_dataset(const std::string& name, const std::string& dir, bool train) {
+  if (name == "cifar10") return load_cifar10(dir, train);
+  if (name == "cifar100") return load_cifar100(dir, train, true);
+  if (name == "fashion_mnist") return load_fashion_mnist(dir, train, true);
+  if (name == "image_folder") return load_image_folder(dir, train ? "train" : "test");
+  if (name == "synthetic") return make_synthetic(train ? 2000 : 500, 10, train ? 1 : 2);
+  fail("--dataset: unknown dataset '", name, "' (known: cifar10, cifar100, fashion_mnist, image_folder, synthetic)");
+}
+
+}  // namespace sieve

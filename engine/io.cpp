@@ -1,0 +1,108 @@
+#include "engine/io.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "engine/error.h"
+
+namespace sieve {
+
+namespace {
+
+std::string errno_text(int err) { return std::system_category().message(err); }
+
+// Closes on scope exit unless released; keeps the error paths below free of fd bookkeeping.
+struct Fd {
+  int fd = -1;
+  explicit Fd(int f) : fd(f) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+  int release() { return std::exchange(fd, -1); }
+};
+
+// False with errno set on failure; write() may take fewer bytes than asked.
+bool write_all(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    const ssize_t n = ::write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Creates "<path>.tmp.<pid>.<n>" exclusively. The name is unique among threads of this process,
+// and O_EXCL skips a leftover of an earlier process that happened to have the same pid. A plain
+// open (not mkstemp) lets the umask set the final file's mode as for any other new file.
+int create_temp(const std::string& path, std::string& temp_path) {
+  static std::atomic<uint64_t> counter{0};
+  for (;;) {
+    temp_path = cat(path, ".tmp.", ::getpid(), ".", counter++);
+    const int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0 || errno != EEXIST) return fd;
+  }
+}
+
+void fsync_folder(const std::string& path) {
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  const std::string folder = parent.empty() ? std::string(".") : parent.string();
+  Fd dir(::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  SIEVE_CHECK(dir.fd >= 0, path, ": cannot open folder ", folder,
+              " to sync it: ", errno_text(errno));
+  SIEVE_CHECK(::fsync(dir.fd) == 0, path, ": cannot sync folder ", folder, ": ", errno_text(errno));
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+  SIEVE_CHECK(!path.empty(), "write_file_atomic: empty path");
+  std::string temp_path;
+  Fd file(create_temp(path, temp_path));
+  SIEVE_CHECK(file.fd >= 0, path, ": cannot create temporary file ", temp_path, ": ",
+              errno_text(errno));
+  // On any failure the temporary file goes and path keeps its old content.
+  const auto check = [&](bool ok, const char* what) {
+    if (ok) return;
+    const int err = errno;
+    ::unlink(temp_path.c_str());
+    fail(path, ": cannot ", what, " ", temp_path, ": ", errno_text(err));
+  };
+  check(write_all(file.fd, bytes.data(), bytes.size()), "write");
+  check(::fsync(file.fd) == 0, "sync");
+  // close() can report a deferred write error (NFS, quota); ignoring it could leave a
+  // truncated checkpoint in place of a good one.
+  check(::close(file.release()) == 0, "close");
+  check(::rename(temp_path.c_str(), path.c_str()) == 0, "rename over it");
+  fsync_folder(path);
+}
+
+std::string read_file(const std::string& path) {
+  Fd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  SIEVE_CHECK(file.fd >= 0, path, ": cannot open: ", errno_text(errno));
+  struct stat st {};
+  SIEVE_CHECK(::fstat(file.fd, &st) == 0, path, ": cannot stat: ", errno_text(errno));
+  SIEVE_CHECK(!S_ISDIR(st.st_mode), path, ": is a folder, not a file");
+  std::string bytes;
+  if (S_ISREG(st.st_mode)) bytes.reserve(static_cast<size_t>(st.st_size));
+  char chunk[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(file.fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    SIEVE_CHECK(n >= 0, path, ": cannot read: ", errno_text(errno));
+    if (n == 0) return bytes;
+    bytes.append(chunk, static_cast<size_t>(n));
+  }
+}
+
+}  // namespace sieve

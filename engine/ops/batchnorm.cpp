@@ -1,0 +1,214 @@
+// batchnorm2d: per-channel statistics, normalise + affine (+ ReLU), and the backward that
+// reduces sum(g) and sum(g * xhat) per channel before forming dx.
+#include "engine/ops/batchnorm.h"
+
+#include <cmath>
+
+#include "engine/autograd.h"
+#include "engine/dispatch.h"
+#if SIEVE_WITH_CUDA
+#include "engine/cuda/batchnorm_cuda.h"
+#endif
+
+namespace sieve {
+
+namespace {
+
+constexpr const char* kOp = "batchnorm2d";
+
+// x viewed as (N, C, HW): the per-channel loops below walk these extents.
+struct Extents {
+  int64_t N, C, HW;
+  int64_t per_channel() const { return N * HW; }
+};
+
+Extents extents(const Tensor& x) { return {x.dim(0), x.dim(1), x.dim(2) * x.dim(3)}; }
+
+void check_channel_vector(const Tensor& x, const Tensor& t, const char* name) {
+  SIEVE_CHECK(t.defined(), kOp, ": ", name, " is undefined");
+  SIEVE_CHECK(t.ndim() == 1 && t.dim(0) == x.dim(1), kOp, ": ", name, " must have shape (",
+              x.dim(1), ",) to match the channels of x ", shape_str(x.shape()), ", got ",
+              shape_str(t.shape()));
+  check_same_device(kOp, x, t);
+  check_dtype(kOp, t, name, x.dtype());
+}
+
+void check_inputs(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                  const Tensor& running_mean, const Tensor& running_var, const BatchNormParams& p) {
+  SIEVE_CHECK(x.defined(), kOp, ": x is undefined");
+  check_ndim(kOp, x, "x (N, C, H, W)", 4);
+  check_channel_vector(x, weight, "weight");
+  check_channel_vector(x, bias, "bias");
+  check_channel_vector(x, running_mean, "running_mean");
+  check_channel_vector(x, running_var, "running_var");
+  SIEVE_CHECK(p.eps > 0.0, kOp, ": eps must be positive, got ", p.eps);
+  SIEVE_CHECK(p.momentum >= 0.0 && p.momentum <= 1.0, kOp, ": momentum must be in [0, 1], got ",
+              p.momentum);
+  // The unbiased running variance divides by N*H*W - 1.
+  SIEVE_CHECK(!p.training || extents(x).per_channel() > 1, kOp,
+              ": training needs more than one value per channel, got x ", shape_str(x.shape()));
+}
+
+// Calls f(i) for every flat index i of channel c.
+template <class F>
+void for_each_in_channel(const Extents& e, int64_t c, F&& f) {
+  for (int64_t n = 0; n < e.N; ++n) {
+    const int64_t base = (n * e.C + c) * e.HW;
+    for (int64_t i = 0; i < e.HW; ++i) f(base + i);
+  }
+}
+
+// Fills mean and invstd (C,) with the statistics used to normalise (batch in training, running
+// in eval), updates the running stats in training, and writes y.
+template <class T>
+void forward_cpu(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                 const Tensor& running_mean, const Tensor& running_var, const BatchNormParams& p,
+                 const Tensor& mean, const Tensor& invstd, const Tensor& y) {
+  const Extents e = extents(x);
+  const double M = static_cast<double>(e.per_channel());
+  const T* xp = x.data<T>();
+  const T* w = weight.data<T>();
+  const T* b = bias.data<T>();
+  T* rm = running_mean.data<T>();
+  T* rv = running_var.data<T>();
+  T* mp = mean.data<T>();
+  T* ip = invstd.data<T>();
+  T* yp = y.data<T>();
+#pragma omp parallel for
+  for (int64_t c = 0; c < e.C; ++c) {
+    double mu, istd;
+    if (p.training) {
+      double sum = 0.0, sq = 0.0;
+      for_each_in_channel(e, c, [&](int64_t i) { sum += xp[i]; });
+      mu = sum / M;
+      for_each_in_channel(e, c, [&](int64_t i) { sq += (xp[i] - mu) * (xp[i] - mu); });
+      const double var = sq / M;
+      istd = 1.0 / std::sqrt(var + p.eps);
+      rm[c] = static_cast<T>((1.0 - p.momentum) * rm[c] + p.momentum * mu);
+      rv[c] = static_cast<T>((1.0 - p.momentum) * rv[c] + p.momentum * var * M / (M - 1.0));
+    } else {
+      mu = rm[c];
+      istd = 1.0 / std::sqrt(static_cast<double>(rv[c]) + p.eps);
+    }
+    mp[c] = static_cast<T>(mu);
+    ip[c] = static_cast<T>(istd);
+    for_each_in_channel(e, c, [&](int64_t i) {
+      const double v = (xp[i] - mu) * istd * w[c] + b[c];
+      yp[i] = static_cast<T>(p.fuse_relu && v < 0.0 ? 0.0 : v);
+    });
+  }
+}
+
+// y is defined only with a fused ReLU: the gradient flows where y > 0. dx may be undefined (x
+// needs no gradient); dweight and dbias (C,) are always written.
+template <class T>
+void backward_cpu(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& mean,
+                  const Tensor& invstd, const Tensor& weight, bool training, const Tensor& dx,
+                  const Tensor& dweight, const Tensor& dbias) {
+  const Extents e = extents(x);
+  const double M = static_cast<double>(e.per_channel());
+  const T* xp = x.data<T>();
+  const T* yp = y.defined() ? y.data<T>() : nullptr;
+  const T* dyp = dy.data<T>();
+  const T* mp = mean.data<T>();
+  const T* ip = invstd.data<T>();
+  const T* w = weight.data<T>();
+  T* dxp = dx.defined() ? dx.data<T>() : nullptr;
+  T* dw = dweight.data<T>();
+  T* db = dbias.data<T>();
+#pragma omp parallel for
+  for (int64_t c = 0; c < e.C; ++c) {
+    const double mu = mp[c], istd = ip[c];
+    auto g = [&](int64_t i) -> double { return yp && !(yp[i] > T(0)) ? 0.0 : dyp[i]; };
+    auto xhat = [&](int64_t i) { return (xp[i] - mu) * istd; };
+    double sum_g = 0.0, sum_g_xhat = 0.0;
+    for_each_in_channel(e, c, [&](int64_t i) {
+      sum_g += g(i);
+      sum_g_xhat += g(i) * xhat(i);
+    });
+    dw[c] = static_cast<T>(sum_g_xhat);
+    db[c] = static_cast<T>(sum_g);
+    if (!dxp) continue;
+    const double scale = w[c] * istd;
+    for_each_in_channel(e, c, [&](int64_t i) {
+      dxp[i] = static_cast<T>(training ? scale / M * (M * g(i) - sum_g - xhat(i) * sum_g_xhat)
+                                       : scale * g(i));
+    });
+  }
+}
+
+#if SIEVE_WITH_CUDA
+void forward_cuda(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                  const Tensor& running_mean, const Tensor& running_var, const BatchNormParams& p,
+                  const Tensor& mean, const Tensor& invstd, const Tensor& y) {
+  const Extents e = extents(x);
+  if (p.training)
+    cuda::batchnorm_batch_stats(x.data<float>(), e.N, e.C, e.HW, p.eps, p.momentum,
+                                mean.data<float>(), invstd.data<float>(),
+                                running_mean.data<float>(), running_var.data<float>());
+  else
+    cuda::batchnorm_running_stats(running_mean.data<float>(), running_var.data<float>(), e.C, p.eps,
+                                  mean.data<float>(), invstd.data<float>());
+  cuda::batchnorm_forward(x.data<float>(), mean.data<float>(), invstd.data<float>(),
+                          weight.data<float>(), bias.data<float>(), y.data<float>(), e.N, e.C, e.HW,
+                          p.fuse_relu);
+}
+
+void backward_cuda(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& mean,
+                   const Tensor& invstd, const Tensor& weight, bool training, const Tensor& dx,
+                   const Tensor& dweight, const Tensor& dbias) {
+  const Extents e = extents(x);
+  const float* yp = y.defined() ? y.data<float>() : nullptr;
+  cuda::batchnorm_backward_reduce(x.data<float>(), yp, dy.data<float>(), mean.data<float>(),
+                                  invstd.data<float>(), e.N, e.C, e.HW, dbias.data<float>(),
+                                  dweight.data<float>());
+  if (dx.defined())
+    cuda::batchnorm_backward_input(x.data<float>(), yp, dy.data<float>(), mean.data<float>(),
+                                   invstd.data<float>(), weight.data<float>(), dbias.data<float>(),
+                                   dweight.data<float>(), dx.data<float>(), e.N, e.C, e.HW,
+                                   training);
+}
+#endif
+
+}  // namespace
+
+Tensor batchnorm2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                   const Tensor& running_mean, const Tensor& running_var, BatchNormParams p) {
+  check_inputs(x, weight, bias, running_mean, running_var, p);
+  Tensor y = Tensor::empty_like(x);
+  Tensor mean = Tensor::empty_like(running_mean);
+  Tensor invstd = Tensor::empty_like(running_mean);
+  if (x.is_cuda()) {
+    check_cuda_f32(kOp, x);
+    SIEVE_IF_CUDA(forward_cuda(x, weight, bias, running_mean, running_var, p, mean, invstd, y));
+  } else {
+    dispatch_float(kOp, x.dtype(), [&](auto tag) {
+      forward_cpu<decltype(tag)>(x, weight, bias, running_mean, running_var, p, mean, invstd, y);
+    });
+  }
+  if (autograd::needs_grad({&x, &weight, &bias})) {
+    // The ReLU mask is read from y itself, so y is kept only when the ReLU is fused.
+    const Tensor relu_out = p.fuse_relu ? y : Tensor();
+    autograd::record(
+        y, [x, weight, bias, mean, invstd, relu_out, training = p.training](const Tensor& dy) {
+          Tensor dx = x.requires_grad() ? Tensor::empty_like(x) : Tensor();
+          Tensor dweight = Tensor::empty_like(weight);
+          Tensor dbias = Tensor::empty_like(bias);
+          if (dy.is_cuda()) {
+            SIEVE_IF_CUDA(
+                backward_cuda(x, relu_out, dy, mean, invstd, weight, training, dx, dweight, dbias));
+          } else {
+            dispatch_float(kOp, dy.dtype(), [&](auto tag) {
+              backward_cpu<decltype(tag)>(x, relu_out, dy, mean, invstd, weight, training, dx,
+                                          dweight, dbias);
+            });
+          }
+          autograd::accumulate(x, dx);
+          autograd::accumulate(weight, dweight);
+          autograd::accumulate(bias, dbias);
+        });
+  }
+  return y;
+}
+
+}  // namespace sieve

@@ -1,0 +1,211 @@
+#include "engine/ops/conv2d.h"
+
+#include <algorithm>
+#include <climits>
+#include <vector>
+
+#include "engine/autograd.h"
+#include "engine/blas.h"
+#include "engine/dispatch.h"
+#include "engine/ops/linear.h"
+#if SIEVE_WITH_CUDA
+#include "engine/cuda/conv2d_cuda.h"
+#endif
+
+namespace sieve {
+
+namespace {
+
+// Sizes of one convolution. A group convolves cg() input channels into kg() output channels.
+struct Geometry {
+  int64_t n, c, h, w, k, r, s, p, q, stride, pad, groups;
+  int64_t cg() const { return c / groups; }
+  int64_t kg() const { return k / groups; }
+  int64_t rows() const { return cg() * r * s; }  // im2col rows of one group: (c, r, s)
+  int64_t pq() const { return p * q; }
+};
+
+Geometry geometry(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& prm) {
+  check_ndim("conv2d", x, "input", 4);
+  check_ndim("conv2d", w, "weight", 4);
+  SIEVE_CHECK(prm.stride >= 1, "conv2d: stride must be >= 1, got ", prm.stride);
+  SIEVE_CHECK(prm.padding >= 0, "conv2d: padding must be >= 0, got ", prm.padding);
+  SIEVE_CHECK(prm.groups >= 1, "conv2d: groups must be >= 1, got ", prm.groups);
+  check_dtype("conv2d", w, "weight", x.dtype());
+  check_same_device("conv2d", x, w);
+  const std::string xs = shape_str(x.shape()), ws = shape_str(w.shape());
+  SIEVE_CHECK(w.numel() > 0, "conv2d: weight ", ws, " is empty");
+  Geometry g{};
+  g.n = x.dim(0), g.c = x.dim(1), g.h = x.dim(2), g.w = x.dim(3);
+  g.k = w.dim(0), g.r = w.dim(2), g.s = w.dim(3);
+  g.stride = prm.stride, g.pad = prm.padding, g.groups = prm.groups;
+  SIEVE_CHECK(g.c == w.dim(1) * g.groups, "conv2d: input ", xs, " has ", g.c,
+              " channels but weight ", ws, " expects ", w.dim(1), " * groups=", g.groups);
+  SIEVE_CHECK(g.k % g.groups == 0, "conv2d: weight ", ws, " has ", g.k,
+              " output channels, not a multiple of groups=", g.groups);
+  if (bias.defined()) {
+    SIEVE_CHECK(bias.ndim() == 1 && bias.dim(0) == g.k, "conv2d: bias ", shape_str(bias.shape()),
+                " must be ", shape_str({g.k}), ", one value per output channel of weight ", ws);
+    check_dtype("conv2d", bias, "bias", x.dtype());
+    check_same_device("conv2d", x, bias);
+  }
+  const int64_t ph = g.h + 2 * g.pad, pw = g.w + 2 * g.pad;
+  SIEVE_CHECK(ph >= g.r && pw >= g.s, "conv2d: kernel ", g.r, "x", g.s,
+              " does not fit the padded input ", ph, "x", pw, " (input ", xs, ", padding ", g.pad,
+              "): the output would be empty");
+  g.p = (ph - g.r) / g.stride + 1;
+  g.q = (pw - g.s) / g.stride + 1;
+  return g;
+}
+
+// Below this many elements an im2col / col2im runs on one thread: waking the pool costs more.
+constexpr int64_t kParallelMin = 1 << 14;
+
+// col (Cg*R*S, P*Q) of one sample and group, from its channels x (Cg, H, W):
+// col[(c*R + r)*S + s][p*Q + q] = x[c][p*stride - pad + r][q*stride - pad + s], 0 in the padding.
+template <class T>
+void im2col(const T* x, const Geometry& g, T* col) {
+#pragma omp parallel for schedule(static) if (g.rows() * g.pq() >= kParallelMin)
+  for (int64_t row = 0; row < g.rows(); ++row) {
+    const int64_t c = row / (g.r * g.s), r = row / g.s % g.r, s = row % g.s;
+    const T* xc = x + c * g.h * g.w;
+    T* out = col + row * g.pq();
+    for (int64_t p = 0; p < g.p; ++p) {
+      const int64_t ih = p * g.stride - g.pad + r;
+      for (int64_t q = 0; q < g.q; ++q) {
+        const int64_t iw = q * g.stride - g.pad + s;
+        out[p * g.q + q] = (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) ? xc[ih * g.w + iw] : T(0);
+      }
+    }
+  }
+}
+
+// The adjoint of im2col: adds each col entry into dx (Cg, H, W) at the pixel it was read from.
+// Parallel over channels, since the rows of channel c write only dx[c].
+template <class T>
+void col2im(const T* col, const Geometry& g, T* dx) {
+#pragma omp parallel for schedule(static) if (g.rows() * g.pq() >= kParallelMin)
+  for (int64_t c = 0; c < g.cg(); ++c) {
+    T* dxc = dx + c * g.h * g.w;
+    for (int64_t r = 0; r < g.r; ++r)
+      for (int64_t s = 0; s < g.s; ++s) {
+        const T* in = col + ((c * g.r + r) * g.s + s) * g.pq();
+        for (int64_t p = 0; p < g.p; ++p) {
+          const int64_t ih = p * g.stride - g.pad + r;
+          if (ih < 0 || ih >= g.h) continue;
+          for (int64_t q = 0; q < g.q; ++q) {
+            const int64_t iw = q * g.stride - g.pad + s;
+            if (iw >= 0 && iw < g.w) dxc[ih * g.w + iw] += in[p * g.q + q];
+          }
+        }
+      }
+  }
+}
+
+// Element offsets of sample n, group grp in x (its Cg, H, W), w (Kg, Cg*R*S) and y (Kg, P*Q).
+int64_t x_offset(const Geometry& g, int64_t n, int64_t grp) { return (n * g.c + grp * g.cg()) * g.h * g.w; }
+int64_t w_offset(const Geometry& g, int64_t grp) { return grp * g.kg() * g.rows(); }
+int64_t y_offset(const Geometry& g, int64_t n, int64_t grp) { return (n * g.k + grp * g.kg()) * g.pq(); }
+
+// The loops over samples are sequential: OpenBLAS threads each GEMM itself, and an OpenMP loop
+// around its calls would nest two thread pools.
+
+// y (N, K, P, Q), no bias: per sample and group, y_g (Kg, PQ) = w_g (Kg, Cg*R*S) col (Cg*R*S, PQ).
+template <class T>
+void conv2d_forward_cpu(const T* x, const T* w, T* y, const Geometry& g) {
+  std::vector<T> col(static_cast<size_t>(g.rows() * g.pq()));
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      im2col(x + x_offset(g, n, grp), g, col.data());
+      gemm<T>(false, false, g.kg(), g.pq(), g.rows(), T(1), w + w_offset(g, grp), g.rows(),
+              col.data(), g.pq(), T(0), y + y_offset(g, n, grp), g.pq());
+    }
+}
+
+// dx (N, C, H, W): per sample and group, dcol (Cg*R*S, PQ) = w_g^T dy_g, scattered back by col2im.
+template <class T>
+void conv2d_backward_data_cpu(const T* w, const T* dy, T* dx, const Geometry& g) {
+  std::fill(dx, dx + g.n * g.c * g.h * g.w, T(0));
+  std::vector<T> col(static_cast<size_t>(g.rows() * g.pq()));
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      gemm<T>(true, false, g.rows(), g.pq(), g.kg(), T(1), w + w_offset(g, grp), g.rows(),
+              dy + y_offset(g, n, grp), g.pq(), T(0), col.data(), g.pq());
+      col2im(col.data(), g, dx + x_offset(g, n, grp));
+    }
+}
+
+// dw (K, Cg, R, S) = sum over samples of dy_g (Kg, PQ) col^T (PQ, Cg*R*S), per group.
+template <class T>
+void conv2d_backward_filter_cpu(const T* x, const T* dy, T* dw, const Geometry& g) {
+  std::fill(dw, dw + g.k * g.rows(), T(0));
+  std::vector<T> col(static_cast<size_t>(g.rows() * g.pq()));
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      im2col(x + x_offset(g, n, grp), g, col.data());
+      gemm<T>(false, true, g.kg(), g.rows(), g.pq(), T(1), dy + y_offset(g, n, grp), g.pq(),
+              col.data(), g.pq(), T(1), dw + w_offset(g, grp), g.rows());
+    }
+}
+
+#if SIEVE_WITH_CUDA
+// cuDNN describes tensors with 32-bit sizes and strides.
+cuda::ConvShape cuda_shape(const Geometry& g) {
+  for (int64_t n : {g.n * g.c * g.h * g.w, g.n * g.k * g.pq(), g.k * g.rows()})
+    SIEVE_CHECK(n <= INT_MAX, "conv2d: a tensor of ", n, " elements exceeds cuDNN's 32-bit sizes");
+  return {int(g.n), int(g.c), int(g.h), int(g.w), int(g.k), int(g.r), int(g.s), int(g.p), int(g.q),
+          int(g.stride), int(g.pad), int(g.groups)};
+}
+#endif
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams prm) {
+  const Geometry g = geometry(x, w, bias, prm);
+  Tensor y = Tensor::empty({g.n, g.k, g.p, g.q}, x.dtype(), x.device());
+  if (x.is_cuda()) {
+    check_cuda_f32("conv2d", x);
+    SIEVE_IF_CUDA(cuda::conv2d_forward(cuda_shape(g), x.data<float>(), w.data<float>(), y.data<float>()));
+  } else {
+    dispatch_float("conv2d", x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      conv2d_forward_cpu(x.data<T>(), w.data<T>(), y.data<T>(), g);
+    });
+  }
+  if (bias.defined()) add_channel_bias_(y, bias);
+
+  if (autograd::needs_grad({&x, &w, &bias})) {
+    autograd::record(y, [x, w, bias, g](const Tensor& dy) {
+      if (x.requires_grad()) {
+        Tensor dx = Tensor::empty_like(x);
+        if (dy.is_cuda()) {
+          SIEVE_IF_CUDA(cuda::conv2d_backward_data(cuda_shape(g), w.data<float>(), dy.data<float>(),
+                                                   dx.data<float>()));
+        } else {
+          dispatch_float("conv2d backward", dy.dtype(), [&](auto tag) {
+            using T = decltype(tag);
+            conv2d_backward_data_cpu(w.data<T>(), dy.data<T>(), dx.data<T>(), g);
+          });
+        }
+        autograd::accumulate(x, dx);
+      }
+      if (w.requires_grad()) {
+        Tensor dw = Tensor::empty_like(w);
+        if (dy.is_cuda()) {
+          SIEVE_IF_CUDA(cuda::conv2d_backward_filter(cuda_shape(g), x.data<float>(), dy.data<float>(),
+                                                     dw.data<float>()));
+        } else {
+          dispatch_float("conv2d backward", dy.dtype(), [&](auto tag) {
+            using T = decltype(tag);
+            conv2d_backward_filter_cpu(x.data<T>(), dy.data<T>(), dw.data<T>(), g);
+          });
+        }
+        autograd::accumulate(w, dw);
+      }
+      if (bias.requires_grad()) autograd::accumulate(bias, channel_bias_grad(dy));
+    });
+  }
+  return y;
+}
+
+}  // namespace sieve

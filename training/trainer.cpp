@@ -1,0 +1,243 @@
+#include "training/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "datasets/augment.h"
+#include "engine/autograd.h"
+#include "engine/device.h"
+#include "engine/ops/loss.h"
+#include "engine/safetensors.h"
+#include "layers/layers.h"
+
+namespace sieve {
+
+namespace {
+
+// Seeded Fisher-Yates shuffle of `items` for one epoch (Philox stream seed ^ epoch tag).
+void shuffle(std::vector<int64_t>& items, uint64_t seed, int64_t epoch) {
+  Generator gen(seed ^ (0x5348554646ull << 20) ^ static_cast<uint64_t>(epoch) * 0x9E3779B97F4A7C15ull);
+  for (size_t i = items.size(); i > 1; --i) std::swap(items[i - 1], items[gen.below(i)]);
+}
+
+// Counter ranges of the Philox streams of one epoch: augmentation and dropout never reuse one.
+constexpr uint64_t kEpochStride = 1ull << 40;
+
+std::string fmt_duration(double s) {
+  char buf[32];
+  const int64_t t = static_cast<int64_t>(s);
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", long(t / 3600), long(t % 3600 / 60));
+  else std::snprintf(buf, sizeof buf, "%ldm%02lds", long(t / 60), long(t % 60));
+  return buf;
+}
+
+}  // namespace
+
+DeviceDataset to_device(const ImageDataset& data, Device device) {
+  DeviceDataset d;
+  d.images = Tensor::from_vector(data.images, {data.size(), data.channels, data.height, data.width}, device);
+  d.labels = data.labels;
+  d.num_classes = data.num_classes;
+  d.mean = data.mean, d.std = data.std;
+  return d;
+}
+
+std::unique_ptr<LrSchedule> make_schedule(const TrainConfig& cfg, int64_t steps_per_epoch) {
+  const int64_t unit = cfg.per_step ? steps_per_epoch : 1;
+  const int64_t t_max = (cfg.t_max > 0 ? cfg.t_max : cfg.epochs) * unit;
+  if (cfg.schedule == "constant") return constant_lr(cfg.lr);
+  if (cfg.schedule == "cosine") return cosine_lr(cfg.lr, t_max, cfg.eta_min);
+  if (cfg.schedule == "multistep") {
+    std::vector<int64_t> m;
+    for (int64_t e : cfg.milestones) m.push_back(e * unit);
+    return multistep_lr(cfg.lr, m, cfg.gamma);
+  }
+  if (cfg.schedule == "warmup_cosine")
+    return warmup_lr(cfg.lr, cfg.warmup_epochs * unit, cosine_lr(cfg.lr, t_max, cfg.eta_min));
+  fail("--schedule: unknown schedule '", cfg.schedule, "' (known: constant, cosine, multistep, warmup_cosine)");
+}
+
+Trainer::Trainer(Model& model, const DeviceDataset& train, const DeviceDataset* test, TrainConfig cfg)
+    : model_(model),
+      train_(train),
+      test_(test),
+      cfg_(std::move(cfg)),
+      device_(train.images.device()),
+      params_((model.to(device_), flatten_parameters(model.named_parameters(), device_))),
+      sgd_(params_.values, params_.grads,
+           SgdOptions{cfg_.lr, cfg_.momentum, 0.0, cfg_.weight_decay, cfg_.nesterov}) {
+  SIEVE_CHECK(cfg_.epochs >= 1, "--epochs must be >= 1, got ", cfg_.epochs);
+  SIEVE_CHECK(cfg_.batch_size >= 1, "--batch-size must be >= 1, got ", cfg_.batch_size);
+  SIEVE_CHECK(cfg_.lr >= 0 && std::isfinite(cfg_.lr), "--lr must be a finite value >= 0");
+  SIEVE_CHECK(train.size() > 0, "training set is empty");
+  if (test) SIEVE_CHECK(test->images.device() == device_, "test set is on another device than the training set");
+  subset_.resize(static_cast<size_t>(train.size()));
+  for (int64_t i = 0; i < train.size(); ++i) subset_[i] = i;
+}
+
+void Trainer::set_subset(std::vector<int64_t> indices) {
+  SIEVE_CHECK(!indices.empty(), "trainer: empty training subset");
+  for (int64_t i : indices)
+    SIEVE_CHECK(i >= 0 && i < train_.size(), "trainer: subset index ", i, " outside a dataset of ", train_.size());
+  subset_ = std::move(indices);
+}
+
+void Trainer::set_sample_weights(std::vector<float> weights) {
+  SIEVE_CHECK(static_cast<int64_t>(weights.size()) == train_.size(), "trainer: ", weights.size(),
+              " sample weights for ", train_.size(), " samples");
+  weights_ = Tensor::from_vector(weights, {train_.size()});
+}
+
+void Trainer::set_mask(const Tensor& flat_mask) { sgd_.set_mask(flat_mask.to(device_)); }
+
+EpochStats Trainer::train_epoch(int64_t epoch, const LrSchedule& schedule, int64_t steps_per_epoch) {
+  const auto start = std::chrono::steady_clock::now();
+  model_.train();
+  model_.for_each_module([&](Module& m) {
+    if (auto* d = dynamic_cast<Dropout*>(&m)) d->generator().set_offset(static_cast<uint64_t>(epoch) * kEpochStride);
+  });
+  std::vector<int64_t> order = subset_;
+  shuffle(order, cfg_.seed, epoch);
+  const int64_t n = static_cast<int64_t>(order.size());
+  const std::vector<float> host_weights = weights_.defined() ? weights_.to_vector<float>() : std::vector<float>();
+  double loss_sum = 0;
+  Tensor correct = Tensor::zeros({1}, DType::i64, device_);
+  double lr = schedule.lr(cfg_.per_step ? epoch * steps_per_epoch : epoch);
+  for (int64_t b = 0, step = 0; b < n; b += cfg_.batch_size, ++step) {
+    if (cfg_.per_step) lr = schedule.lr(epoch * steps_per_epoch + step);
+    sgd_.set_lr(lr);
+    const int64_t bs = std::min(cfg_.batch_size, n - b);
+    const std::vector<int64_t> idx(order.begin() + b, order.begin() + b + bs);
+    std::vector<int64_t> labels(static_cast<size_t>(bs));
+    std::vector<float> w(host_weights.empty() ? 0 : static_cast<size_t>(bs));
+    for (int64_t i = 0; i < bs; ++i) {
+      labels[i] = train_.labels[idx[i]];
+      if (!w.empty()) w[i] = host_weights[idx[i]];
+    }
+    AugmentParams ap{cfg_.augment, 4, cfg_.seed, static_cast<uint64_t>(epoch) * kEpochStride + static_cast<uint64_t>(b),
+                     train_.mean, train_.std};
+    const Tensor x = assemble_batch(train_.images, Tensor::from_vector(idx, {bs}, device_), ap);
+    const Tensor y = Tensor::from_vector(labels, {bs}, device_);
+    const ModelOutput out = model_.forward(x);
+    const Tensor loss = cross_entropy(out.logits, y, Reduction::mean,
+                                      w.empty() ? Tensor() : Tensor::from_vector(w, {bs}, device_));
+    sgd_.zero_grad();
+    autograd::backward(loss);
+    sgd_.step();
+    const double l = loss.item();
+    SIEVE_CHECK(std::isfinite(l), "training diverged: loss is ", l, " at epoch ", epoch + 1, ", batch ",
+                step + 1, " (lower --lr?)");
+    loss_sum += l * static_cast<double>(bs);
+    autograd::NoGradGuard no_grad;
+    add_correct_count(out.logits, y, correct);
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EpochStats s;
+  s.epoch = epoch + 1;
+  s.lr = lr;
+  s.train_loss = loss_sum / static_cast<double>(n);
+  s.train_acc = correct.item() / static_cast<double>(n);
+  s.seconds = secs;
+  s.images_per_s = static_cast<double>(n) / std::max(secs, 1e-9);
+  return s;
+}
+
+std::vector<EpochStats> Trainer::fit() {
+  const int64_t n = static_cast<int64_t>(subset_.size());
+  const int64_t steps_per_epoch = (n + cfg_.batch_size - 1) / cfg_.batch_size;
+  const auto schedule = make_schedule(cfg_, steps_per_epoch);
+  const int64_t done = load_checkpoint();
+  if (done > 0 && cfg_.progress)
+    std::fprintf(stderr, "resumed from %s after epoch %ld\n", cfg_.checkpoint.c_str(), long(done));
+  for (int64_t epoch = done; epoch < cfg_.epochs; ++epoch) {
+    EpochStats s = train_epoch(epoch, *schedule, steps_per_epoch);
+    if (epoch_hook_) epoch_hook_(epoch);
+    if (test_) {
+      const EvalStats e = evaluate(*test_);
+      s.test_loss = e.loss, s.test_acc = e.accuracy;
+    }
+    history_.push_back(s);
+    if (!cfg_.checkpoint.empty()) save_checkpoint(epoch + 1);
+    if (cfg_.progress) {
+      const double eta = s.seconds * static_cast<double>(cfg_.epochs - epoch - 1);
+      std::fprintf(stderr, "epoch %ld/%ld  lr %.5f  loss %.4f  acc %.4f", long(epoch + 1), long(cfg_.epochs), s.lr,
+                   s.train_loss, s.train_acc);
+      if (test_) std::fprintf(stderr, "  test loss %.4f  test acc %.4f", s.test_loss, s.test_acc);
+      std::fprintf(stderr, "  %.0f img/s  %.1fs/epoch  ETA %s\n", s.images_per_s, s.seconds, fmt_duration(eta).c_str());
+    }
+  }
+  return history_;
+}
+
+void Trainer::for_each_batch(const DeviceDataset& data, bool augment, uint64_t aug_seed, const BatchHook& hook,
+                             int64_t batch_size) {
+  autograd::NoGradGuard no_grad;
+  model_.eval();
+  for (int64_t b = 0; b < data.size(); b += batch_size) {
+    const int64_t bs = std::min(batch_size, data.size() - b);
+    std::vector<int64_t> idx(static_cast<size_t>(bs));
+    for (int64_t i = 0; i < bs; ++i) idx[i] = b + i;
+    AugmentParams ap{augment, 4, aug_seed, static_cast<uint64_t>(b), data.mean, data.std};
+    const Tensor x = assemble_batch(data.images, Tensor::from_vector(idx, {bs}, device_), ap);
+    hook(idx, model_.forward(x));
+  }
+}
+
+EvalStats Trainer::evaluate(const DeviceDataset& data, int64_t batch_size) {
+  double loss_sum = 0;
+  Tensor correct = Tensor::zeros({1}, DType::i64, device_);
+  for_each_batch(data, false, 0, [&](const std::vector<int64_t>& idx, const ModelOutput& out) {
+    std::vector<int64_t> labels(idx.size());
+    for (size_t i = 0; i < idx.size(); ++i) labels[i] = data.labels[idx[i]];
+    const Tensor y = Tensor::from_vector(labels, {static_cast<int64_t>(idx.size())}, device_);
+    loss_sum += cross_entropy(out.logits, y, Reduction::mean).item() * static_cast<double>(idx.size());
+    add_correct_count(out.logits, y, correct);
+  }, batch_size);
+  return {loss_sum / static_cast<double>(data.size()), correct.item() / static_cast<double>(data.size())};
+}
+
+void Trainer::save_checkpoint(int64_t epochs_done) {
+  TensorMap t;
+  for (auto& [name, value] : model_.state_dict()) t["model." + name] = value;
+  t["optimizer.momentum_buffer"] = sgd_.momentum_buffer();
+  nlohmann::json hist = nlohmann::json::array();
+  for (const EpochStats& s : history_)
+    hist.push_back({{"epoch", s.epoch}, {"lr", s.lr}, {"train_loss", s.train_loss}, {"train_acc", s.train_acc},
+                    {"test_loss", s.test_loss}, {"test_acc", s.test_acc}, {"seconds", s.seconds},
+                    {"images_per_s", s.images_per_s}});
+  save_safetensors(cfg_.checkpoint, t,
+                   {{"epochs_done", std::to_string(epochs_done)},
+                    {"optimizer_steps", std::to_string(sgd_.steps())},
+                    {"seed", std::to_string(cfg_.seed)},
+                    {"history", hist.dump()}});
+}
+
+int64_t Trainer::load_checkpoint() {
+  if (cfg_.checkpoint.empty() || !std::filesystem::exists(cfg_.checkpoint)) return 0;
+  const SafetensorsFile f = load_safetensors(cfg_.checkpoint);
+  auto meta = [&](const std::string& key) {
+    auto it = f.metadata.find(key);
+    SIEVE_CHECK(it != f.metadata.end(), cfg_.checkpoint, ": not a sieve training checkpoint (no '", key, "')");
+    return it->second;
+  };
+  SIEVE_CHECK(meta("seed") == std::to_string(cfg_.seed), cfg_.checkpoint, ": written with --seed ", meta("seed"),
+              ", this run uses ", cfg_.seed, " (use another --out to start afresh)");
+  StateDict state;
+  for (auto& [name, value] : f.tensors)
+    if (name.rfind("model.", 0) == 0) state[name.substr(6)] = value;
+  model_.load_state_dict(state);
+  auto mom = f.tensors.find("optimizer.momentum_buffer");
+  SIEVE_CHECK(mom != f.tensors.end(), cfg_.checkpoint, ": no optimizer state");
+  sgd_.restore(mom->second.to(device_), std::stoll(meta("optimizer_steps")));
+  history_.clear();
+  for (const auto& h : nlohmann::json::parse(meta("history")))
+    history_.push_back({h["epoch"], h["lr"], h["train_loss"], h["train_acc"], h["test_loss"], h["test_acc"],
+                        h["seconds"], h["images_per_s"]});
+  return std::stoll(meta("epochs_done"));
+}
+
+}  // namespace sieve

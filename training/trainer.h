@@ -1,0 +1,103 @@
+// The one training loop every command and study reuses: seeded shuffling, fused batch
+// assembly with augmentation, SGD over the flat parameter buffer, schedules per epoch or per
+// step, optional subsets, per-sample loss weights and pruning masks, evaluation each epoch,
+// per-sample hooks, atomic checkpoints each epoch and exact resume.
+#pragma once
+#include <array>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "datasets/dataset.h"
+#include "engine/parameters.h"
+#include "engine/schedule.h"
+#include "engine/sgd.h"
+#include "models/model.h"
+
+namespace sieve {
+
+// A dataset's images (u8) and labels resident on the training device.
+struct DeviceDataset {
+  Tensor images;                // (N, C, H, W) u8
+  std::vector<int64_t> labels;  // host copy
+  int64_t num_classes = 0;
+  std::array<float, 3> mean{}, std{};
+  int64_t size() const { return static_cast<int64_t>(labels.size()); }
+};
+DeviceDataset to_device(const ImageDataset& data, Device device);
+
+struct TrainConfig {
+  int64_t epochs = 1;
+  int64_t batch_size = 128;
+  double lr = 0.1, momentum = 0.9, weight_decay = 5e-4;
+  bool nesterov = false;
+  std::string schedule = "cosine";  // constant | cosine | multistep | warmup_cosine
+  int64_t t_max = 0;                // cosine period; 0 = epochs (or total steps when per_step)
+  double eta_min = 0.0;
+  int64_t warmup_epochs = 0;
+  std::vector<int64_t> milestones;
+  double gamma = 0.1;
+  bool per_step = false;  // step the schedule every optimiser step instead of every epoch
+  bool augment = true;    // RandomCrop(32, pad 4) + HFlip on the training set
+  uint64_t seed = 0;      // shuffling, augmentation, dropout
+  std::string checkpoint; // file written atomically after each epoch and resumed from; "" = none
+  bool progress = true;   // one line per epoch on stderr
+};
+
+struct EpochStats {
+  int64_t epoch = 0;
+  double lr = 0, train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0, seconds = 0, images_per_s = 0;
+};
+
+struct EvalStats {
+  double loss = 0, accuracy = 0;
+};
+
+// Sees each batch of a pass: dataset indices (host), labels used (host) and the model outputs.
+using BatchHook = std::function<void(const std::vector<int64_t>& indices, const ModelOutput& out)>;
+
+std::unique_ptr<LrSchedule> make_schedule(const TrainConfig& cfg, int64_t steps_per_epoch);
+
+class Trainer {
+ public:
+  Trainer(Model& model, const DeviceDataset& train, const DeviceDataset* test, TrainConfig cfg);
+
+  void set_subset(std::vector<int64_t> indices);          // train on these dataset indices only
+  void set_sample_weights(std::vector<float> weights);    // loss weight per dataset index
+  void set_mask(const Tensor& flat_mask);                 // pruning mask over the flat parameters
+  // Called after each epoch's training pass (before evaluation), e.g. for EL2N or forgetting.
+  void on_epoch_end(std::function<void(int64_t epoch)> hook) { epoch_hook_ = std::move(hook); }
+
+  // Trains cfg.epochs epochs (resuming from cfg.checkpoint when it exists) and returns the
+  // history of every epoch, resumed ones included.
+  std::vector<EpochStats> fit();
+
+  EvalStats evaluate(const DeviceDataset& data, int64_t batch_size = 500);
+  // Eval mode, no grad: every sample once in index order, optionally with augmentation drawn
+  // from aug_seed; hook sees each batch.
+  void for_each_batch(const DeviceDataset& data, bool augment, uint64_t aug_seed, const BatchHook& hook,
+                      int64_t batch_size = 500);
+
+  FlatParameters& parameters() { return params_; }
+  Sgd& optimizer() { return sgd_; }
+  const std::vector<EpochStats>& history() const { return history_; }
+
+ private:
+  EpochStats train_epoch(int64_t epoch, const LrSchedule& schedule, int64_t steps_per_epoch);
+  void save_checkpoint(int64_t epochs_done);
+  int64_t load_checkpoint();  // epochs already done, 0 when there is no checkpoint
+
+  Model& model_;
+  const DeviceDataset& train_;
+  const DeviceDataset* test_;
+  TrainConfig cfg_;
+  Device device_;
+  FlatParameters params_;
+  Sgd sgd_;
+  std::vector<int64_t> subset_;
+  Tensor weights_;  // (N,) f32 on the device, or undefined
+  std::function<void(int64_t)> epoch_hook_;
+  std::vector<EpochStats> history_;
+};
+
+}  // namespace sieve
