@@ -34,6 +34,7 @@ Precision precision() { return g_precision; }
 #if !SIEVE_WITH_CUDA
 bool cuda_available() { return false; }
 std::string cuda_device_description() { return "sieve was built without CUDA"; }
+std::string cuda_library_versions() { return "built without CUDA"; }
 void* cuda_alloc(size_t) { fail("sieve was built without CUDA: cannot allocate GPU memory"); }
 void cuda_free(void*, size_t) {}
 CudaAllocatorStats cuda_allocator_stats() { return {}; }

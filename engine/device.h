@@ -14,6 +14,8 @@ namespace sieve {
 // no driver (CI, build servers) reports "driver insufficient" / no device: that is "no GPU".
 bool cuda_available();
 std::string cuda_device_description();  // "NVIDIA H200 (sm_90, 139.8 GiB)" or why there is none
+// "CUDA runtime 13.0, driver 13.0, cuDNN 9.13.0, cuBLAS 13.0.0" (or "built without CUDA").
+std::string cuda_library_versions();
 
 // "auto" | "cpu" | "cuda" -> Device; auto picks cuda when a GPU is visible.
 Device parse_device(const std::string& name);

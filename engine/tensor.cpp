@@ -1,5 +1,7 @@
 #include "engine/tensor.h"
 
+#include <malloc.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -10,6 +12,17 @@
 #endif
 
 namespace sieve {
+
+namespace {
+// glibc serves blocks above 128 KiB with mmap and returns them on free, so every activation of
+// a training step would be fresh pages (page faults, zeroing). Keeping them on the heap makes a
+// step after the first reuse memory, as the CUDA caching allocator does on the GPU.
+const bool g_heap_reuse = [] {
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  return true;
+}();
+}  // namespace
 
 Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
   const size_t alloc_bytes = nbytes == 0 ? 64 : (nbytes + 63) / 64 * 64;

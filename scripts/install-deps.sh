@@ -4,8 +4,8 @@
 # without it sieve builds its CPU backend only.
 set -euo pipefail
 
-packages=(build-essential cmake ninja-build pkg-config doctest-dev libstb-dev libopenblas-dev
-          liblapack-dev libcli11-dev nlohmann-json3-dev zlib1g-dev)
+packages=(build-essential cmake ninja-build doctest-dev libstb-dev libopenblas-openmp-dev
+          libcli11-dev nlohmann-json3-dev zlib1g-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -110,6 +110,22 @@ std::string cuda_device_description() {
              static_cast<double>(prop.totalGlobalMem) / (1ull << 30), " GiB)");
 }
 
+std::string cuda_library_versions() {
+  int runtime = 0, driver = 0;
+  cudaRuntimeGetVersion(&runtime);
+  cudaDriverGetVersion(&driver);
+  const size_t dnn = cudnnGetVersion();
+  int blas = 0;
+  cublasGetProperty(MAJOR_VERSION, &blas);
+  int blas_minor = 0, blas_patch = 0;
+  cublasGetProperty(MINOR_VERSION, &blas_minor);
+  cublasGetProperty(PATCH_LEVEL, &blas_patch);
+  return cat("CUDA runtime ", runtime / 1000, ".", runtime % 1000 / 10, ", driver ",
+             driver == 0 ? std::string("none") : cat(driver / 1000, ".", driver % 1000 / 10), ", cuDNN ",
+             dnn / 10000, ".", dnn % 10000 / 100, ".", dnn % 100, ", cuBLAS ", blas, ".", blas_minor, ".",
+             blas_patch);
+}
+
 void* cuda_alloc(size_t bytes) { return allocator().alloc(bytes); }
 void cuda_free(void* ptr, size_t bytes) { allocator().free(ptr, bytes); }
 CudaAllocatorStats cuda_allocator_stats() {

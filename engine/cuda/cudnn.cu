@@ -121,11 +121,15 @@ void run_direction(Plan& plan, std::optional<Choice<Perf>>& choice, int capacity
     Tensor search_space = workspace(bytes);
     find(perf.data(), capacity, &count, search_space.raw(), bytes);
     // Results come sorted by time, so the first usable one is the fastest. At fp32 only FMA
-    // results are usable: TF32 would break parity with the CPU.
-    const auto ok = std::find_if(perf.begin(), perf.begin() + count, [&](const Perf& r) {
-      return r.status == CUDNN_STATUS_SUCCESS &&
-             (plan.math != CUDNN_FMA_MATH || r.mathType == CUDNN_FMA_MATH);
-    });
+    // results are usable: TF32 would break parity with the CPU. Deterministic algorithms come
+    // first, so a resumed run repeats an uninterrupted one bit for bit; the fastest of any kind
+    // is the fallback when no deterministic one works.
+    auto usable = [&](const Perf& r) {
+      return r.status == CUDNN_STATUS_SUCCESS && (plan.math != CUDNN_FMA_MATH || r.mathType == CUDNN_FMA_MATH);
+    };
+    auto ok = std::find_if(perf.begin(), perf.begin() + count,
+                           [&](const Perf& r) { return usable(r) && r.determinism == CUDNN_DETERMINISTIC; });
+    if (ok == perf.begin() + count) ok = std::find_if(perf.begin(), perf.begin() + count, usable);
     SIEVE_CHECK(ok != perf.begin() + count, "conv2d: cuDNN found no working ", direction,
                 " algorithm for ", describe(s));
     choice = Choice<Perf>{ok->algo, ok->mathType, ok->memory};

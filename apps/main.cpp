@@ -1,0 +1,37 @@
+// sieve: the command line. Every failure is one line "sieve: <what and why>" and exit code 1.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "apps/train_command.h"
+#include "engine/error.h"
+#include "models/model.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"sieve: a deep-learning engine for backdoor-poisoning research"};
+  app.require_subcommand(1);
+  sieve::TrainOptions train;
+  CLI::App* train_cmd = sieve::add_train_command(app, train);
+  CLI::App* models_cmd = app.add_subcommand("models", "list the models with their parameter counts");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (*train_cmd) sieve::run_train(train, train_cmd);
+    if (*models_cmd) {
+      std::printf("%-14s %12s %12s %8s\n", "model", "params(10)", "params(100)", "features");
+      for (const std::string& name : sieve::model_names()) {
+        sieve::ModelConfig c10, c100;
+        c100.num_classes = 100;
+        auto m10 = sieve::make_model(name, c10);
+        std::printf("%-14s %12ld %12ld %8ld\n", name.c_str(), long(m10->parameter_count()),
+                    long(sieve::make_model(name, c100)->parameter_count()), long(m10->feature_dim()));
+      }
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sieve: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

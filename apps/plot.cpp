@@ -1,0 +1,149 @@
+#include "apps/plot.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+
+#include "engine/error.h"
+#include "engine/io.h"
+
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <stb/stb_image_write.h>
+
+namespace sieve {
+
+namespace {
+
+// 5x7 glyphs, one byte per row, bit 4 = leftmost column. Upper case draws as lower case.
+const std::map<char, std::array<uint8_t, 7>>& font() {
+  static const std::map<char, std::array<uint8_t, 7>> f{
+      {'0', {14, 17, 19, 21, 25, 17, 14}}, {'1', {4, 12, 4, 4, 4, 4, 14}},   {'2', {14, 17, 1, 2, 4, 8, 31}},
+      {'3', {31, 2, 4, 2, 1, 17, 14}},     {'4', {2, 6, 10, 18, 31, 2, 2}},  {'5', {31, 16, 30, 1, 1, 17, 14}},
+      {'6', {6, 8, 16, 30, 17, 17, 14}},   {'7', {31, 1, 2, 4, 8, 8, 8}},    {'8', {14, 17, 17, 14, 17, 17, 14}},
+      {'9', {14, 17, 17, 15, 1, 2, 12}},   {'.', {0, 0, 0, 0, 0, 12, 12}},   {'-', {0, 0, 0, 31, 0, 0, 0}},
+      {':', {0, 12, 12, 0, 12, 12, 0}},    {'/', {0, 1, 2, 4, 8, 16, 0}},    {'(', {2, 4, 8, 8, 8, 4, 2}},
+      {')', {8, 4, 2, 2, 2, 4, 8}},        {'%', {24, 25, 2, 4, 8, 19, 3}},  {'_', {0, 0, 0, 0, 0, 0, 31}},
+      {'=', {0, 0, 31, 0, 31, 0, 0}},      {',', {0, 0, 0, 0, 12, 4, 8}},    {'+', {0, 4, 4, 31, 4, 4, 0}},
+      {'a', {0, 0, 14, 1, 15, 17, 15}},    {'b', {16, 16, 22, 25, 17, 17, 30}}, {'c', {0, 0, 14, 16, 16, 17, 14}},
+      {'d', {1, 1, 13, 19, 17, 17, 15}},   {'e', {0, 0, 14, 17, 31, 16, 14}}, {'f', {6, 9, 8, 28, 8, 8, 8}},
+      {'g', {0, 15, 17, 17, 15, 1, 14}},   {'h', {16, 16, 22, 25, 17, 17, 17}}, {'i', {4, 0, 12, 4, 4, 4, 14}},
+      {'j', {2, 0, 6, 2, 2, 18, 12}},      {'k', {16, 16, 18, 20, 24, 20, 18}}, {'l', {12, 4, 4, 4, 4, 4, 14}},
+      {'m', {0, 0, 26, 21, 21, 17, 17}},   {'n', {0, 0, 22, 25, 17, 17, 17}}, {'o', {0, 0, 14, 17, 17, 17, 14}},
+      {'p', {0, 0, 30, 17, 30, 16, 16}},   {'q', {0, 0, 13, 19, 15, 1, 1}},  {'r', {0, 0, 22, 25, 16, 16, 16}},
+      {'s', {0, 0, 14, 16, 14, 1, 30}},    {'t', {8, 8, 28, 8, 8, 9, 6}},    {'u', {0, 0, 17, 17, 17, 19, 13}},
+      {'v', {0, 0, 17, 17, 17, 10, 4}},    {'w', {0, 0, 17, 17, 21, 21, 10}}, {'x', {0, 0, 17, 10, 4, 10, 17}},
+      {'y', {0, 0, 17, 17, 15, 1, 14}},    {'z', {0, 0, 31, 2, 4, 8, 31}}};
+  return f;
+}
+
+struct Canvas {
+  int w, h;
+  std::vector<uint8_t> px;
+  Canvas(int width, int height) : w(width), h(height), px(static_cast<size_t>(width * height * 3), 255) {}
+  void set(int x, int y, uint32_t rgb) {
+    if (x < 0 || y < 0 || x >= w || y >= h) return;
+    uint8_t* p = &px[(static_cast<size_t>(y) * w + x) * 3];
+    p[0] = uint8_t(rgb >> 16), p[1] = uint8_t(rgb >> 8), p[2] = uint8_t(rgb);
+  }
+  void line(double x0, double y0, double x1, double y1, uint32_t rgb, int thick = 1) {
+    const int steps = std::max(1, static_cast<int>(std::ceil(std::max(std::abs(x1 - x0), std::abs(y1 - y0)))));
+    for (int i = 0; i <= steps; ++i) {
+      const double t = static_cast<double>(i) / steps;
+      const int x = static_cast<int>(std::lround(x0 + t * (x1 - x0))), y = static_cast<int>(std::lround(y0 + t * (y1 - y0)));
+      for (int dy = 0; dy < thick; ++dy)
+        for (int dx = 0; dx < thick; ++dx) set(x + dx - thick / 2, y + dy - thick / 2, rgb);
+    }
+  }
+  // Text with its top-left corner at (x, y); scale 2 = 10x14 pixel glyphs.
+  void text(int x, int y, const std::string& s, uint32_t rgb = 0x222222, int scale = 2) {
+    for (char ch : s) {
+      const char c = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      auto it = font().find(c);
+      if (it != font().end())
+        for (int r = 0; r < 7; ++r)
+          for (int b = 0; b < 5; ++b)
+            if (it->second[r] & (16 >> b))
+              for (int sy = 0; sy < scale; ++sy)
+                for (int sx = 0; sx < scale; ++sx) set(x + b * scale + sx, y + r * scale + sy, rgb);
+      x += 6 * scale;
+    }
+  }
+  static int text_width(const std::string& s, int scale = 2) { return static_cast<int>(s.size()) * 6 * scale; }
+};
+
+std::string tick_label(double v) {
+  char buf[32];
+  if (std::abs(v) >= 1000 || (std::abs(v) < 0.01 && v != 0)) std::snprintf(buf, sizeof buf, "%.1e", v);
+  else std::snprintf(buf, sizeof buf, "%.3g", v);
+  return buf;
+}
+
+void draw_panel(Canvas& cv, int x0, int y0, int w, int h, const Panel& p) {
+  const int left = x0 + 80, right = x0 + w - 20, top = y0 + 40, bottom = y0 + h - 50;
+  double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
+  for (const Series& s : p.series)
+    for (size_t i = 0; i < s.x.size(); ++i)
+      if (std::isfinite(s.y[i])) xmin = std::min(xmin, s.x[i]), xmax = std::max(xmax, s.x[i]),
+                                 ymin = std::min(ymin, s.y[i]), ymax = std::max(ymax, s.y[i]);
+  if (!std::isfinite(xmin)) xmin = 0, xmax = 1, ymin = 0, ymax = 1;
+  if (xmax == xmin) xmax = xmin + 1;
+  if (ymax == ymin) ymax = ymin + 1;
+  const double pad = 0.05 * (ymax - ymin);
+  ymin -= pad, ymax += pad;
+  auto X = [&](double v) { return left + (v - xmin) / (xmax - xmin) * (right - left); };
+  auto Y = [&](double v) { return bottom - (v - ymin) / (ymax - ymin) * (bottom - top); };
+  cv.text(left, y0 + 12, p.title);
+  for (int i = 0; i <= 4; ++i) {
+    const double v = ymin + (ymax - ymin) * i / 4.0, y = Y(v);
+    cv.line(left, y, right, y, 0xe0e0e0);
+    const std::string lab = tick_label(v);
+    cv.text(left - 8 - Canvas::text_width(lab, 1) * 2 / 2, static_cast<int>(y) - 7, lab, 0x444444, 2);
+    const double xv = xmin + (xmax - xmin) * i / 4.0;
+    const std::string xl = tick_label(xv);
+    cv.text(static_cast<int>(X(xv)) - Canvas::text_width(xl) / 2, bottom + 8, xl, 0x444444);
+  }
+  cv.line(left, top, left, bottom, 0x222222);
+  cv.line(left, bottom, right, bottom, 0x222222);
+  cv.text((left + right) / 2 - Canvas::text_width(p.xlabel) / 2, bottom + 28, p.xlabel);
+  int ly = top + 6;
+  for (const Series& s : p.series) {
+    for (size_t i = 0; i + 1 < s.x.size(); ++i)
+      if (std::isfinite(s.y[i]) && std::isfinite(s.y[i + 1])) cv.line(X(s.x[i]), Y(s.y[i]), X(s.x[i + 1]), Y(s.y[i + 1]), s.rgb, 2);
+    for (size_t i = 0; i < s.x.size(); ++i)
+      if (std::isfinite(s.y[i])) cv.line(X(s.x[i]) - 2, Y(s.y[i]), X(s.x[i]) + 2, Y(s.y[i]), s.rgb, 4);
+    const int lx = right - 10 - Canvas::text_width(s.label) - 30;
+    cv.line(lx, ly + 7, lx + 22, ly + 7, s.rgb, 3);
+    cv.text(lx + 28, ly, s.label, s.rgb);
+    ly += 20;
+  }
+}
+
+}  // namespace
+
+void write_line_plots(const std::string& path, const std::string& title, const std::vector<Panel>& panels) {
+  SIEVE_CHECK(!panels.empty(), "plot: no panels for ", path);
+  const int pw = 560, ph = 420, n = static_cast<int>(panels.size());
+  Canvas cv(pw * n, ph + 40);
+  cv.text(20, 10, title, 0x000000);
+  for (int i = 0; i < n; ++i) draw_panel(cv, i * pw, 40, pw, ph, panels[i]);
+  int len = 0;
+  unsigned char* png = stbi_write_png_to_mem(cv.px.data(), cv.w * 3, cv.w, cv.h, 3, &len);
+  SIEVE_CHECK(png != nullptr, path, ": PNG encoding failed");
+  const std::string bytes(reinterpret_cast<const char*>(png), static_cast<size_t>(len));
+  STBIW_FREE(png);
+  write_file_atomic(path, bytes);
+}
+
+void write_training_plot(const std::string& path, const std::vector<EpochStats>& history, const std::string& title) {
+  Series tl{"train", {}, {}, 0x1f77b4}, vl{"test", {}, {}, 0xd62728};
+  Series ta{"train", {}, {}, 0x1f77b4}, va{"test", {}, {}, 0xd62728};
+  for (const EpochStats& s : history) {
+    const double e = static_cast<double>(s.epoch);
+    tl.x.push_back(e), tl.y.push_back(s.train_loss), vl.x.push_back(e), vl.y.push_back(s.test_loss);
+    ta.x.push_back(e), ta.y.push_back(s.train_acc), va.x.push_back(e), va.y.push_back(s.test_acc);
+  }
+  write_line_plots(path, title, {Panel{"loss", "epoch", {tl, vl}}, Panel{"accuracy", "epoch", {ta, va}}});
+}
+
+}  // namespace sieve
