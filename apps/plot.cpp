@@ -98,7 +98,7 @@ void draw_panel(Canvas& cv, int x0, int y0, int w, int h, const Panel& p) {
     const double v = ymin + (ymax - ymin) * i / 4.0, y = Y(v);
     cv.line(left, y, right, y, 0xe0e0e0);
     const std::string lab = tick_label(v);
-    cv.text(left - 8 - Canvas::text_width(lab, 1) * 2 / 2, static_cast<int>(y) - 7, lab, 0x444444, 2);
+    cv.text(left - 6 - Canvas::text_width(lab), static_cast<int>(y) - 7, lab, 0x444444);
     const double xv = xmin + (xmax - xmin) * i / 4.0;
     const std::string xl = tick_label(xv);
     cv.text(static_cast<int>(X(xv)) - Canvas::text_width(xl) / 2, bottom + 8, xl, 0x444444);

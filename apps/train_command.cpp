@@ -51,7 +51,7 @@ std::string metrics_csv(const std::vector<EpochStats>& h) {
 CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
   CLI::App* c = app.add_subcommand("train", "train a model on a dataset (writes metrics, plot, weights)");
   c->add_option("--model", o.model, "resnet18 | resnet20 | vgg16_bn | mobilenet_v2")->capture_default_str();
-  c->add_option("--dataset", o.dataset, "cifar10 | cifar100 | fashion_mnist | image_folder | synthetic")
+  c->add_option("--dataset", o.dataset, "cifar10 | cifar100 | fashion_mnist | fashion_mnist_28 | image_folder | synthetic")
       ->capture_default_str();
   c->add_option("--data", o.data, "dataset folder in its official format (see README)");
   c->add_option("--epochs", o.train.epochs, "training epochs")->check(CLI::Range(1, 100000))->capture_default_str();
@@ -73,7 +73,8 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
   c->add_option("--seed", o.train.seed, "seed of initialisation, shuffling and augmentation")->capture_default_str();
   c->add_option("--device", o.device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
-  c->add_option("--precision", o.precision, "fp32 | tf32 | bf16")->check(CLI::IsMember({"fp32", "tf32", "bf16"}))
+  c->add_option("--precision", o.precision, "fp32 | tf32 (GPU convolutions and matrix products)")
+      ->check(CLI::IsMember({"fp32", "tf32"}))
       ->capture_default_str();
   c->add_option("--out", o.out, "output folder")->capture_default_str();
   c->add_flag("--resume", o.resume, "continue the run in --out from its last checkpoint");

@@ -38,7 +38,8 @@ ImageDataset load_image_folder(const std::string& root, const std::string& split
 // minute on a CPU: the embedded default that needs no download.
 ImageDataset make_synthetic(int64_t n, int64_t num_classes, uint64_t seed);
 
-// Dataset names for --dataset: cifar10, cifar100, fashion_mnist, image_folder, synthetic.
+// Dataset names for --dataset: cifar10, cifar100, fashion_mnist (32x32x3, as study 2 uses it),
+// fashion_mnist_28 (28x28x1), image_folder, synthetic.
 ImageDataset load_dataset(const std::string& name, const std::string& dir, bool train);
 
 // Bilinear resize of one u8 channel plane (half-pixel centres, clamped edges, rounded).

@@ -255,9 +255,10 @@ ImageDataset load_dataset(const std::string& name, const std::string& dir, bool 
   if (name == "cifar10") return load_cifar10(dir, train);
   if (name == "cifar100") return load_cifar100(dir, train, true);
   if (name == "fashion_mnist") return load_fashion_mnist(dir, train, true);
+  if (name == "fashion_mnist_28") return load_fashion_mnist(dir, train, false);
   if (name == "image_folder") return load_image_folder(dir, train ? "train" : "test");
   if (name == "synthetic") return make_synthetic(train ? 2000 : 500, 10, train ? 1 : 2);
-  fail("--dataset: unknown dataset '", name, "' (known: cifar10, cifar100, fashion_mnist, image_folder, synthetic)");
+  fail("--dataset: unknown dataset '", name, "' (known: cifar10, cifar100, fashion_mnist, fashion_mnist_28, image_folder, synthetic)");
 }
 
 }  // namespace sieve

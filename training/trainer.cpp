@@ -125,15 +125,19 @@ EpochStats Trainer::train_epoch(int64_t epoch, const LrSchedule& schedule, int64
     const ModelOutput out = model_.forward(x);
     const Tensor loss = cross_entropy(out.logits, y, Reduction::mean,
                                       w.empty() ? Tensor() : Tensor::from_vector(w, {bs}, device_));
+    // Checked before the update, so a non-finite loss never reaches the weights.
+    const double l = loss.item();
+    if (!std::isfinite(l)) {
+      autograd::clear_tape();
+      fail("training diverged: loss is ", l, " at epoch ", epoch + 1, ", batch ", step + 1, " (lower --lr?)");
+    }
     sgd_.zero_grad();
     autograd::backward(loss);
     sgd_.step();
-    const double l = loss.item();
-    SIEVE_CHECK(std::isfinite(l), "training diverged: loss is ", l, " at epoch ", epoch + 1, ", batch ",
-                step + 1, " (lower --lr?)");
     loss_sum += l * static_cast<double>(bs);
     autograd::NoGradGuard no_grad;
     add_correct_count(out.logits, y, correct);
+    if (batch_hook_) batch_hook_(idx, out);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EpochStats s;
@@ -185,6 +189,20 @@ void Trainer::for_each_batch(const DeviceDataset& data, bool augment, uint64_t a
     const Tensor x = assemble_batch(data.images, Tensor::from_vector(idx, {bs}, device_), ap);
     hook(idx, model_.forward(x));
   }
+}
+
+Trainer::Extraction Trainer::extract(const DeviceDataset& data, int64_t batch_size) {
+  Extraction e;
+  for_each_batch(data, false, 0, [&](const std::vector<int64_t>& idx, const ModelOutput& out) {
+    if (!e.features.defined()) {
+      e.features = Tensor::empty({data.size(), out.features.dim(1)}, out.features.dtype(), device_);
+      e.logits = Tensor::empty({data.size(), out.logits.dim(1)}, out.logits.dtype(), device_);
+    }
+    const int64_t first = idx.front();  // batches are consecutive index ranges
+    e.features.slice(first * out.features.dim(1), out.features.shape()).copy_(out.features);
+    e.logits.slice(first * out.logits.dim(1), out.logits.shape()).copy_(out.logits);
+  }, batch_size);
+  return e;
 }
 
 EvalStats Trainer::evaluate(const DeviceDataset& data, int64_t batch_size) {

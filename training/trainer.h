@@ -67,6 +67,8 @@ class Trainer {
   void set_mask(const Tensor& flat_mask);                 // pruning mask over the flat parameters
   // Called after each epoch's training pass (before evaluation), e.g. for EL2N or forgetting.
   void on_epoch_end(std::function<void(int64_t epoch)> hook) { epoch_hook_ = std::move(hook); }
+  // Sees every training batch's dataset indices and outputs (e.g. forgetting per presentation).
+  void on_train_batch(BatchHook hook) { batch_hook_ = std::move(hook); }
 
   // Trains cfg.epochs epochs (resuming from cfg.checkpoint when it exists) and returns the
   // history of every epoch, resumed ones included.
@@ -77,6 +79,13 @@ class Trainer {
   // from aug_seed; hook sees each batch.
   void for_each_batch(const DeviceDataset& data, bool augment, uint64_t aug_seed, const BatchHook& hook,
                       int64_t batch_size = 500);
+
+  // Penultimate features (N, D) and logits (N, C) of every sample, eval mode, no augmentation,
+  // on the training device.
+  struct Extraction {
+    Tensor features, logits;
+  };
+  Extraction extract(const DeviceDataset& data, int64_t batch_size = 500);
 
   FlatParameters& parameters() { return params_; }
   Sgd& optimizer() { return sgd_; }
@@ -97,6 +106,7 @@ class Trainer {
   std::vector<int64_t> subset_;
   Tensor weights_;  // (N,) f32 on the device, or undefined
   std::function<void(int64_t)> epoch_hook_;
+  BatchHook batch_hook_;
   std::vector<EpochStats> history_;
 };
 

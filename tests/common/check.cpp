@@ -1,6 +1,7 @@
 #include "tests/common/check.h"
 
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -125,6 +126,22 @@ void parity(const OpFn& f, const std::vector<Tensor>& cpu_inputs, const std::str
     expect_close(gpu_inputs[k].grad(), cpu_inputs[k].grad(), grad,
                  what + ": gradient of input " + std::to_string(k));
   }
+}
+
+TempDir::TempDir() {
+  static int counter = 0;
+  path = std::filesystem::temp_directory_path() / cat("sieve_test_", ::getpid(), "_", counter++);
+  std::filesystem::remove_all(path);
+  std::filesystem::create_directories(path);
+}
+
+TempDir::~TempDir() { std::filesystem::remove_all(path); }
+
+std::vector<std::string> TempDir::listing() const {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(path)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 }  // namespace sieve::test

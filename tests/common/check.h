@@ -5,10 +5,12 @@
 //   fp32 vs the CPU reference: forward atol 1e-5 / rtol 1e-4, gradients 1e-4 / 1e-3.
 //   f64 finite differences (eps 1e-6): atol 1e-7 / rtol 1e-5 unless a test says why not.
 #pragma once
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "engine/device.h"
 #include "engine/tensor.h"
 
 namespace sieve::test {
@@ -45,5 +47,23 @@ void parity(const OpFn& f, const std::vector<Tensor>& cpu_inputs, const std::str
 
 // A copy that requires grad (a fresh leaf).
 Tensor leaf(const Tensor& t);
+
+// Sets the matrix precision for one scope and restores the previous one, even when a check throws.
+struct PrecisionScope {
+  explicit PrecisionScope(Precision p) : previous(precision()) { set_precision(p); }
+  ~PrecisionScope() { set_precision(previous); }
+  Precision previous;
+};
+
+// A fresh folder under the system temp folder, removed with everything in it at scope exit.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+  std::vector<std::string> listing() const;  // file names, sorted
+};
 
 }  // namespace sieve::test

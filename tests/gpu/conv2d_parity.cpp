@@ -4,6 +4,7 @@
 #include "engine/device.h"
 #include "engine/ops/conv2d.h"
 #include "tests/common/check.h"
+#include "tests/common/conv_configs.h"
 
 using namespace sieve;
 using test::leaf;
@@ -11,24 +12,11 @@ using test::random_tensor;
 
 namespace {
 
-struct Config {
-  const char* name;
-  Shape x, w;
-  Conv2dParams p;
-  bool bias;
-};
+using Config = test::ConvConfig;
+using test::label;
 
-// The unit-test shapes (odd sizes, stride 2, padding up to 2, groups, depthwise with and without
-// a channel multiplier, 1x1, non-square kernels), then layers of the real models.
-const Config kConfigs[] = {
-    {"3x3 pad 1", {2, 3, 7, 5}, {4, 3, 3, 3}, {1, 1, 1}, true},
-    {"3x3 stride 2, no bias", {2, 3, 7, 5}, {4, 3, 3, 3}, {2, 0, 1}, false},
-    {"groups 2 pad 2", {2, 4, 6, 5}, {6, 2, 3, 3}, {1, 2, 2}, true},
-    {"depthwise stride 2", {2, 4, 7, 6}, {4, 1, 3, 3}, {2, 1, 4}, true},
-    {"depthwise multiplier 2", {1, 3, 5, 5}, {6, 1, 3, 3}, {1, 1, 3}, false},
-    {"1x1", {2, 5, 4, 3}, {3, 5, 1, 1}, {1, 0, 1}, true},
-    {"1x1 stride 2 pad 2", {1, 2, 5, 5}, {3, 2, 1, 1}, {2, 2, 1}, true},
-    {"3x2 kernel stride 2 pad 1", {1, 2, 6, 7}, {3, 2, 3, 2}, {2, 1, 1}, true},
+// Layers of the real models, beside the unit tests' small shapes (test::kSmallConvConfigs).
+const Config kLayerConfigs[] = {
     {"stem 3->16", {16, 3, 32, 32}, {16, 3, 3, 3}, {1, 1, 1}, false},
     {"3x3 stride 2 on 15x15", {8, 16, 15, 15}, {32, 16, 3, 3}, {2, 1, 1}, true},
     {"3x3 64->64", {8, 64, 16, 16}, {64, 64, 3, 3}, {1, 1, 1}, false},
@@ -39,10 +27,6 @@ const Config kConfigs[] = {
     {"groups 4 on 11x13", {4, 32, 11, 13}, {64, 8, 3, 3}, {1, 1, 4}, true},
 };
 
-std::string label(const Config& c) {
-  return cat(c.name, ": x ", shape_str(c.x), " w ", shape_str(c.w));
-}
-
 // Each output sums C/groups * R * S products. Measured against f64, the fp32 CPU reference of a
 // 144-long sum is already up to 6e-6 off, and of a 576-long one 2e-5 off, and cuDNN adds in
 // other orders (implicit GEMM, Winograd, FFT), so the two may differ by the sum of both errors:
@@ -52,12 +36,6 @@ test::Tol forward_tol(const Config& c) {
   return terms > 128 ? test::Tol{test::kGrad.atol, test::kForward.rtol} : test::kForward;
 }
 
-// Sets the matrix precision for one scope and restores the previous one, even when a check throws.
-struct PrecisionScope {
-  explicit PrecisionScope(Precision p) : previous(precision()) { set_precision(p); }
-  ~PrecisionScope() { set_precision(previous); }
-  Precision previous;
-};
 
 void check_config(const Config& c, uint64_t seed, bool input_grad, test::Tol fwd, test::Tol grad,
                   const std::string& tag) {
@@ -73,23 +51,24 @@ void check_config(const Config& c, uint64_t seed, bool input_grad, test::Tol fwd
 
 TEST_CASE("parity: conv2d forward and gradients") {
   uint64_t seed = 1;
-  for (const Config& c : kConfigs) check_config(c, seed += 3, true, forward_tol(c), test::kGrad, "");
+  for (const Config& c : test::kSmallConvConfigs) check_config(c, seed += 3, true, forward_tol(c), test::kGrad, "");
+  for (const Config& c : kLayerConfigs) check_config(c, seed += 3, true, forward_tol(c), test::kGrad, "");
 }
 
 TEST_CASE("parity: conv2d of an input without grad (first layer) runs backward-filter only") {
-  for (const Config& c : {kConfigs[8], kConfigs[9]})
+  for (const Config& c : {kLayerConfigs[0], kLayerConfigs[1]})
     check_config(c, 50, false, forward_tol(c), test::kGrad, " (input without grad)");
 }
 
 TEST_CASE("parity: conv2d plans are cached per shape and precision") {
-  const Config& c = kConfigs[9];  // 144-long reductions
+  const Config& c = kLayerConfigs[1];  // 144-long reductions
   check_config(c, 60, true, forward_tol(c), test::kGrad, " fp32");
   check_config(c, 61, true, forward_tol(c), test::kGrad, " fp32 again (cached plan)");
   {
     // TF32 keeps 10 of fp32's 23 mantissa bits. Simulated on the CPU (operands truncated to
     // TF32), the outputs (144-long sums) reach 36% of atol 1e-2 + rtol 5e-3 (STYLE's TF32
     // rtol), the weight gradient (512-long sums over the batch) 52%: gradients get atol 2e-2.
-    PrecisionScope tf32(Precision::tf32);
+    test::PrecisionScope tf32(Precision::tf32);
     check_config(c, 62, true, {1e-2, 5e-3}, {2e-2, 5e-3}, " tf32");
   }
   // Back at fp32 the fp32 plan (FMA math) must be used again, not the TF32 one.

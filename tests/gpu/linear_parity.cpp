@@ -22,13 +22,6 @@ test::Tol forward_tol(int64_t in) {
   return in > 128 ? test::Tol{test::kGrad.atol, test::kForward.rtol} : test::kForward;
 }
 
-// Sets the matrix precision for one scope and restores the previous one, even when a check throws.
-struct PrecisionScope {
-  explicit PrecisionScope(Precision p) : previous(precision()) { set_precision(p); }
-  ~PrecisionScope() { set_precision(previous); }
-  Precision previous;
-};
-
 void check_shape(const Shape& s, uint64_t seed, bool bias, bool input_grad, test::Tol fwd,
                  test::Tol grad, const std::string& tag) {
   const int64_t n = s[0], in = s[1], out = s[2];
@@ -51,7 +44,7 @@ TEST_CASE("parity: linear forward and gradients") {
 }
 
 TEST_CASE("parity: linear under TF32") {
-  PrecisionScope tf32(Precision::tf32);
+  test::PrecisionScope tf32(Precision::tf32);
   // TF32 keeps 10 of fp32's 23 mantissa bits. Simulated on the CPU (operands truncated to TF32),
   // the 32- and 64-long sums stay within a quarter of atol 1e-2 + rtol 5e-3 (STYLE's TF32 rtol).
   check_shape({32, 64, 48}, 50, true, true, {1e-2, 5e-3}, {1e-2, 5e-3}, " tf32");

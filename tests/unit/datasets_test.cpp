@@ -13,24 +13,15 @@
 #include "datasets/augment_kernel.h"
 #include "datasets/dataset.h"
 #include "engine/error.h"
+#include "tests/common/check.h"
 
 using namespace sieve;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("sieve-ds-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  static int& counter() {
-    static int c = 0;
-    return c;
-  }
-};
+using test::TempDir;
+
 
 void write(const fs::path& p, const std::string& bytes) {
   std::ofstream(p, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
@@ -184,4 +175,33 @@ TEST_CASE("augment: crop, flip and normalise match a direct implementation") {
   CHECK(plain[0] == doctest::Approx((ds.image(4)[0] / 255.0f - 0.1f) / 0.5f));
   Tensor bad = Tensor::from_vector(std::vector<int64_t>{6}, {1});
   CHECK_THROWS_WITH_AS(assemble_batch(images, bad, p), doctest::Contains("index 6 outside a dataset of 6"), Error);
+}
+
+TEST_CASE("datasets: image folders read classes in order and reject undecodable files") {
+  TempDir d;
+  const ImageDataset src = make_synthetic(4, 2, 5);
+  for (const char* cls : {"cat", "ant"}) fs::create_directories(d.path / "train" / cls);
+  // Uncompressed 24-bit BMP files (the simplest format stb_image reads), 32x32.
+  auto bmp = [](const uint8_t* chw) {
+    std::string s = "BM";
+    auto le32 = [&](uint32_t v) { for (int i = 0; i < 4; ++i) s += char((v >> (8 * i)) & 255); };
+    auto le16 = [&](uint16_t v) { s += char(v & 255), s += char(v >> 8); };
+    le32(54 + 32 * 32 * 3), le32(0), le32(54), le32(40), le32(32), le32(32), le16(1), le16(24), le32(0),
+        le32(32 * 32 * 3), le32(2835), le32(2835), le32(0), le32(0);
+    for (int y = 31; y >= 0; --y)  // bottom-up rows, BGR
+      for (int x = 0; x < 32; ++x)
+        for (int k = 2; k >= 0; --k) s += char(chw[k * 1024 + y * 32 + x]);
+    return s;
+  };
+  write(d.path / "train" / "cat" / "a.bmp", bmp(src.image(0)));
+  write(d.path / "train" / "ant" / "b.bmp", bmp(src.image(1)));
+  write(d.path / "train" / "ant" / "c.bmp", bmp(src.image(2)));
+  const ImageDataset ds = load_image_folder(d.path.string(), "train");
+  CHECK(ds.class_names == std::vector<std::string>{"ant", "cat"});
+  CHECK(ds.labels == std::vector<int64_t>{0, 0, 1});
+  CHECK(std::equal(ds.image(2), ds.image(2) + 3072, src.image(0)));
+  CHECK(std::equal(ds.image(0), ds.image(0) + 3072, src.image(1)));
+  write(d.path / "train" / "cat" / "broken.png", "\x89PNG\r\n\x1a\n not really");
+  CHECK_THROWS_WITH_AS(load_image_folder(d.path.string(), "train"), doctest::Contains("broken.png: cannot decode image"), Error);
+  CHECK_THROWS_WITH_AS(load_image_folder(d.path.string(), "test"), doctest::Contains("no such folder"), Error);
 }
