@@ -148,6 +148,87 @@ void conv2d_backward_filter_cpu(const T* x, const T* dy, T* dw, const Geometry& 
     }
 }
 
+// Depthwise convolution (one input channel per group, kg = K / C outputs per channel) as direct
+// loops: one tiny GEMM per sample and channel costs far more in call overhead than it computes.
+// Output channel k reads input channel k / kg.
+template <class T>
+void depthwise_forward_cpu(const T* x, const T* w, T* y, const Geometry& g) {
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t k = 0; k < g.k; ++k) {
+      const T* xc = x + (n * g.c + k / g.kg()) * g.h * g.w;
+      const T* wk = w + k * g.r * g.s;
+      T* yk = y + (n * g.k + k) * g.pq();
+      for (int64_t p = 0; p < g.p; ++p)
+        for (int64_t q = 0; q < g.q; ++q) {
+          T acc = 0;
+          for (int64_t r = 0; r < g.r; ++r) {
+            const int64_t ih = p * g.stride - g.pad + r;
+            if (ih < 0 || ih >= g.h) continue;
+            for (int64_t s = 0; s < g.s; ++s) {
+              const int64_t iw = q * g.stride - g.pad + s;
+              if (iw >= 0 && iw < g.w) acc += xc[ih * g.w + iw] * wk[r * g.s + s];
+            }
+          }
+          yk[p * g.q + q] = acc;
+        }
+    }
+}
+
+// dx[n][c] gathers from the kg output channels of channel c; each (n, c) plane has one writer.
+template <class T>
+void depthwise_backward_data_cpu(const T* w, const T* dy, T* dx, const Geometry& g) {
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t c = 0; c < g.c; ++c) {
+      T* dxc = dx + (n * g.c + c) * g.h * g.w;
+      std::fill(dxc, dxc + g.h * g.w, T(0));
+      for (int64_t k = c * g.kg(); k < (c + 1) * g.kg(); ++k) {
+        const T* wk = w + k * g.r * g.s;
+        const T* dyk = dy + (n * g.k + k) * g.pq();
+        for (int64_t p = 0; p < g.p; ++p)
+          for (int64_t q = 0; q < g.q; ++q) {
+            const T d = dyk[p * g.q + q];
+            for (int64_t r = 0; r < g.r; ++r) {
+              const int64_t ih = p * g.stride - g.pad + r;
+              if (ih < 0 || ih >= g.h) continue;
+              for (int64_t s = 0; s < g.s; ++s) {
+                const int64_t iw = q * g.stride - g.pad + s;
+                if (iw >= 0 && iw < g.w) dxc[ih * g.w + iw] += d * wk[r * g.s + s];
+              }
+            }
+          }
+      }
+    }
+}
+
+// dw[k] sums over samples and positions; each output channel has one writer.
+template <class T>
+void depthwise_backward_filter_cpu(const T* x, const T* dy, T* dw, const Geometry& g) {
+#pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < g.k; ++k) {
+    T* dwk = dw + k * g.r * g.s;
+    std::fill(dwk, dwk + g.r * g.s, T(0));
+    for (int64_t n = 0; n < g.n; ++n) {
+      const T* xc = x + (n * g.c + k / g.kg()) * g.h * g.w;
+      const T* dyk = dy + (n * g.k + k) * g.pq();
+      for (int64_t r = 0; r < g.r; ++r)
+        for (int64_t s = 0; s < g.s; ++s) {
+          T acc = 0;
+          for (int64_t p = 0; p < g.p; ++p) {
+            const int64_t ih = p * g.stride - g.pad + r;
+            if (ih < 0 || ih >= g.h) continue;
+            for (int64_t q = 0; q < g.q; ++q) {
+              const int64_t iw = q * g.stride - g.pad + s;
+              if (iw >= 0 && iw < g.w) acc += dyk[p * g.q + q] * xc[ih * g.w + iw];
+            }
+          }
+          dwk[r * g.s + s] += acc;
+        }
+    }
+  }
+}
+
 #if SIEVE_WITH_CUDA
 // cuDNN describes tensors with 32-bit sizes and strides.
 cuda::ConvShape cuda_shape(const Geometry& g) {
@@ -169,7 +250,10 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
   } else {
     dispatch_float("conv2d", x.dtype(), [&](auto tag) {
       using T = decltype(tag);
-      conv2d_forward_cpu(x.data<T>(), w.data<T>(), y.data<T>(), g);
+      if (g.cg() == 1)
+        depthwise_forward_cpu(x.data<T>(), w.data<T>(), y.data<T>(), g);
+      else
+        conv2d_forward_cpu(x.data<T>(), w.data<T>(), y.data<T>(), g);
     });
   }
   if (bias.defined()) add_channel_bias_(y, bias);
@@ -184,7 +268,10 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
         } else {
           dispatch_float("conv2d backward", dy.dtype(), [&](auto tag) {
             using T = decltype(tag);
-            conv2d_backward_data_cpu(w.data<T>(), dy.data<T>(), dx.data<T>(), g);
+            if (g.cg() == 1)
+              depthwise_backward_data_cpu(w.data<T>(), dy.data<T>(), dx.data<T>(), g);
+            else
+              conv2d_backward_data_cpu(w.data<T>(), dy.data<T>(), dx.data<T>(), g);
           });
         }
         autograd::accumulate(x, dx);
@@ -197,7 +284,10 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
         } else {
           dispatch_float("conv2d backward", dy.dtype(), [&](auto tag) {
             using T = decltype(tag);
-            conv2d_backward_filter_cpu(x.data<T>(), dy.data<T>(), dw.data<T>(), g);
+            if (g.cg() == 1)
+              depthwise_backward_filter_cpu(x.data<T>(), dy.data<T>(), dw.data<T>(), g);
+            else
+              conv2d_backward_filter_cpu(x.data<T>(), dy.data<T>(), dw.data<T>(), g);
           });
         }
         autograd::accumulate(w, dw);

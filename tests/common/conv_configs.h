@@ -24,6 +24,7 @@ inline const ConvConfig kSmallConvConfigs[] = {
     {"1x1", {2, 5, 4, 3}, {3, 5, 1, 1}, {1, 0, 1}, true},
     {"1x1 stride 2 pad 2", {1, 2, 5, 5}, {3, 2, 1, 1}, {2, 2, 1}, true},
     {"3x2 kernel stride 2 pad 1", {1, 2, 6, 7}, {3, 2, 3, 2}, {2, 1, 1}, true},
+    {"one input channel", {2, 1, 6, 5}, {3, 1, 3, 3}, {1, 1, 1}, true},
 };
 
 inline std::string label(const ConvConfig& c) {
