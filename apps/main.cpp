@@ -2,6 +2,8 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "apps/defend_command.h"
+#include "apps/poison_command.h"
 #include "apps/train_command.h"
 #include "engine/error.h"
 #include "models/model.h"
@@ -11,6 +13,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   sieve::TrainOptions train;
   CLI::App* train_cmd = sieve::add_train_command(app, train);
+  sieve::DefendOptions defend;
+  CLI::App* defend_cmd = sieve::add_defend_command(app, defend);
+  sieve::PoisonOptions poison;
+  CLI::App* poison_cmd = sieve::add_poison_command(app, poison);
   CLI::App* models_cmd = app.add_subcommand("models", "list the models with their parameter counts");
   try {
     app.parse(argc, argv);
@@ -19,6 +25,8 @@ int main(int argc, char** argv) {
   }
   try {
     if (*train_cmd) sieve::run_train(train, train_cmd);
+    if (*defend_cmd) sieve::run_defend(defend, defend_cmd);
+    if (*poison_cmd) sieve::run_poison(poison);
     if (*models_cmd) {
       std::printf("%-14s %12s %12s %8s\n", "model", "params(10)", "params(100)", "features");
       for (const std::string& name : sieve::model_names()) {

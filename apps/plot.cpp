@@ -119,6 +119,15 @@ void draw_panel(Canvas& cv, int x0, int y0, int w, int h, const Panel& p) {
   }
 }
 
+void write_png(const std::string& path, const Canvas& cv) {
+  int len = 0;
+  unsigned char* png = stbi_write_png_to_mem(cv.px.data(), cv.w * 3, cv.w, cv.h, 3, &len);
+  SIEVE_CHECK(png != nullptr, path, ": PNG encoding failed");
+  const std::string bytes(reinterpret_cast<const char*>(png), static_cast<size_t>(len));
+  STBIW_FREE(png);
+  write_file_atomic(path, bytes);
+}
+
 }  // namespace
 
 void write_line_plots(const std::string& path, const std::string& title, const std::vector<Panel>& panels) {
@@ -127,12 +136,7 @@ void write_line_plots(const std::string& path, const std::string& title, const s
   Canvas cv(pw * n, ph + 40);
   cv.text(20, 10, title, 0x000000);
   for (int i = 0; i < n; ++i) draw_panel(cv, i * pw, 40, pw, ph, panels[i]);
-  int len = 0;
-  unsigned char* png = stbi_write_png_to_mem(cv.px.data(), cv.w * 3, cv.w, cv.h, 3, &len);
-  SIEVE_CHECK(png != nullptr, path, ": PNG encoding failed");
-  const std::string bytes(reinterpret_cast<const char*>(png), static_cast<size_t>(len));
-  STBIW_FREE(png);
-  write_file_atomic(path, bytes);
+  write_png(path, cv);
 }
 
 void write_training_plot(const std::string& path, const std::vector<EpochStats>& history, const std::string& title) {
@@ -144,6 +148,46 @@ void write_training_plot(const std::string& path, const std::vector<EpochStats>&
     ta.x.push_back(e), ta.y.push_back(s.train_acc), va.x.push_back(e), va.y.push_back(s.test_acc);
   }
   write_line_plots(path, title, {Panel{"loss", "epoch", {tl, vl}}, Panel{"accuracy", "epoch", {ta, va}}});
+}
+
+void write_image_grid(const std::string& path, const std::vector<const uint8_t*>& images, int64_t channels,
+                      int64_t height, int64_t width, int64_t columns, int scale, const std::vector<std::string>& captions) {
+  SIEVE_CHECK(!images.empty(), "image grid ", path, ": no images");
+  SIEVE_CHECK(channels == 1 || channels == 3, "image grid ", path, ": images must have 1 or 3 channels, got ", channels);
+  SIEVE_CHECK(height > 0 && width > 0 && height <= 4096 && width <= 4096, "image grid ", path, ": bad image size ",
+              height, "x", width);
+  SIEVE_CHECK(columns > 0, "image grid ", path, ": columns must be positive, got ", columns);
+  SIEVE_CHECK(scale >= 1 && scale <= 64, "image grid ", path, ": scale must be in 1..64, got ", scale);
+  SIEVE_CHECK(static_cast<int64_t>(captions.size()) <= columns, "image grid ", path, ": ", captions.size(),
+              " captions for ", columns, " columns");
+  for (const uint8_t* img : images) SIEVE_CHECK(img != nullptr, "image grid ", path, ": null image");
+  const auto n = static_cast<int64_t>(images.size());
+  const int64_t cols = std::min(columns, n), rows = (n + columns - 1) / columns;
+  const int gap = 2, cw = static_cast<int>(width) * scale, ch = static_cast<int>(height) * scale;
+  // Captions in 10x14 glyphs when every one fits its column, else in 5x7.
+  int text_scale = 2;
+  for (const std::string& c : captions)
+    if (Canvas::text_width(c, 2) > cw) text_scale = 1;
+  const int band = captions.empty() ? 0 : 7 * text_scale + 2 * gap;
+  SIEVE_CHECK(cols * (cw + gap) + gap <= 32768 && rows * (ch + gap) + gap + band <= 32768, "image grid ", path,
+              ": ", rows, "x", cols, " images of ", cw, "x", ch, " pixels make too large a PNG");
+  Canvas cv(static_cast<int>(cols * (cw + gap) + gap), static_cast<int>(rows * (ch + gap) + gap + band));
+  for (size_t i = 0; i < captions.size(); ++i) {
+    const int x0 = gap + static_cast<int>(i) * (cw + gap);
+    cv.text(x0 + (cw - Canvas::text_width(captions[i], text_scale)) / 2, gap, captions[i], 0x222222, text_scale);
+  }
+  const int64_t plane = height * width;
+  for (int64_t j = 0; j < n; ++j) {
+    const int x0 = gap + static_cast<int>(j % columns) * (cw + gap), y0 = band + gap + static_cast<int>(j / columns) * (ch + gap);
+    const uint8_t* img = images[j];
+    for (int y = 0; y < ch; ++y)
+      for (int x = 0; x < cw; ++x) {
+        const int64_t p = (y / scale) * width + x / scale;
+        const uint32_t r = img[p], g = img[(channels == 3 ? plane : 0) + p], b = img[(channels == 3 ? 2 * plane : 0) + p];
+        cv.set(x0 + x, y0 + y, r << 16 | g << 8 | b);
+      }
+  }
+  write_png(path, cv);
 }
 
 }  // namespace sieve

@@ -1,4 +1,4 @@
-// PNG line charts (stb_image_write) with a built-in 5x7 font: no plotting library needed.
+// PNG line charts and image grids (stb_image_write) with a built-in 5x7 font: no plotting library needed.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -24,5 +24,11 @@ void write_line_plots(const std::string& path, const std::string& title, const s
 
 // Loss (train, test) and accuracy (train, test) per epoch.
 void write_training_plot(const std::string& path, const std::vector<EpochStats>& history, const std::string& title);
+
+// u8 CHW images (1 or 3 channels) in rows of `columns`, each upscaled `scale` times by nearest
+// neighbour, with thin white gaps; captions[i], when given, is drawn above column i.
+void write_image_grid(const std::string& path, const std::vector<const uint8_t*>& images, int64_t channels,
+                      int64_t height, int64_t width, int64_t columns, int scale,
+                      const std::vector<std::string>& captions = {});
 
 }  // namespace sieve

@@ -18,25 +18,6 @@ namespace {
 
 bool given(const CLI::App* app, const char* flag) { return app && app->count(flag) > 0; }
 
-// A seeded random subset of `keep` samples, in index order.
-void subsample(ImageDataset& ds, int64_t keep, uint64_t seed) {
-  if (keep <= 0 || keep >= ds.size()) return;
-  std::vector<int64_t> order(static_cast<size_t>(ds.size()));
-  for (int64_t i = 0; i < ds.size(); ++i) order[i] = i;
-  Generator gen(seed);
-  for (int64_t i = 0; i < keep; ++i) std::swap(order[i], order[i + gen.below(ds.size() - i)]);
-  order.resize(keep);
-  std::sort(order.begin(), order.end());
-  ImageDataset out = ds;
-  out.labels.clear();
-  out.images.clear();
-  for (int64_t i : order) {
-    out.labels.push_back(ds.labels[i]);
-    out.images.insert(out.images.end(), ds.image(i), ds.image(i) + ds.image_bytes());
-  }
-  ds = std::move(out);
-}
-
 std::string metrics_csv(const std::vector<EpochStats>& h) {
   std::ostringstream os;
   os << "epoch,lr,train_loss,train_acc,test_loss,test_acc,seconds,images_per_s\n";
@@ -47,6 +28,19 @@ std::string metrics_csv(const std::vector<EpochStats>& h) {
 }
 
 }  // namespace
+
+void write_history(const std::string& dir, const std::vector<EpochStats>& history, const std::string& title) {
+  const fs::path out(dir);
+  write_file_atomic((out / "metrics.csv").string(), metrics_csv(history));
+  nlohmann::json metrics = nlohmann::json::array();
+  for (const EpochStats& s : history)
+    metrics.push_back({{"epoch", s.epoch}, {"lr", s.lr}, {"train_loss", s.train_loss}, {"train_acc", s.train_acc},
+                       {"test_loss", s.test_loss}, {"test_acc", s.test_acc}, {"seconds", s.seconds},
+                       {"images_per_s", s.images_per_s}});
+  write_file_atomic((out / "metrics.json").string(),
+                    nlohmann::json{{"final", metrics.back()}, {"history", metrics}}.dump(2) + "\n");
+  write_training_plot((out / "curves.png").string(), history, title);
+}
 
 CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
   CLI::App* c = app.add_subcommand("train", "train a model on a dataset (writes metrics, plot, weights)");
@@ -110,8 +104,8 @@ std::vector<EpochStats> run_train(TrainOptions o, const CLI::App* parsed) {
   ImageDataset train = load_dataset(o.dataset, o.data, true);
   ImageDataset test = load_dataset(o.dataset, o.data, false);
   test.mean = train.mean, test.std = train.std;  // normalise test data with the training statistics
-  subsample(train, o.train_subset, o.train.seed ^ 0x7472u);
-  subsample(test, o.test_subset, o.train.seed ^ 0x7465u);
+  train = random_subset(train, o.train_subset, o.train.seed ^ 0x7472u);
+  test = random_subset(test, o.test_subset, o.train.seed ^ 0x7465u);
 
   ModelConfig mc;
   mc.num_classes = train.num_classes;
@@ -141,15 +135,7 @@ std::vector<EpochStats> run_train(TrainOptions o, const CLI::App* parsed) {
   Trainer trainer(*model, dtrain, &dtest, tc);
   const std::vector<EpochStats> history = trainer.fit();
 
-  write_file_atomic((out / "metrics.csv").string(), metrics_csv(history));
-  nlohmann::json metrics = nlohmann::json::array();
-  for (const EpochStats& s : history)
-    metrics.push_back({{"epoch", s.epoch}, {"lr", s.lr}, {"train_loss", s.train_loss}, {"train_acc", s.train_acc},
-                       {"test_loss", s.test_loss}, {"test_acc", s.test_acc}, {"seconds", s.seconds},
-                       {"images_per_s", s.images_per_s}});
-  write_file_atomic((out / "metrics.json").string(),
-                    nlohmann::json{{"final", metrics.back()}, {"history", metrics}}.dump(2) + "\n");
-  write_training_plot((out / "curves.png").string(), history, o.model + " on " + o.dataset);
+  write_history(out.string(), history, o.model + " on " + o.dataset);
   save_safetensors((out / "model.safetensors").string(), model->state_dict(),
                    {{"model", o.model}, {"dataset", o.dataset}, {"commit", git_commit()}});
   std::fprintf(stderr, "sieve train: final test accuracy %.4f; wrote %s/{config.json,metrics.csv,metrics.json,curves.png,model.safetensors}\n",

@@ -13,7 +13,8 @@ namespace sieve {
 // A trigger in u8 image space (C, H, W), applied before any augmentation or normalisation.
 //   patch: pixels in rows [top, top + height) and columns [left, left + width) become the
 //          patch's values: `pattern` (C, height, width) when given, else `colour` per channel.
-//   blend: x' = round((1 - alpha) * x + alpha * pattern), pattern (C, H, W) of the image size.
+//   blend: x' = round((1 - alpha) * x + alpha * pattern), pattern (C, H, W) of the image size;
+//          height and width are the image's (the makers set them).
 struct Trigger {
   enum class Kind { patch, blend } kind = Kind::patch;
   std::string name;  // "badnets", "red_square", "blend", ... (for reports)

@@ -42,6 +42,12 @@ ImageDataset make_synthetic(int64_t n, int64_t num_classes, uint64_t seed);
 // fashion_mnist_28 (28x28x1), image_folder, synthetic.
 ImageDataset load_dataset(const std::string& name, const std::string& dir, bool train);
 
+// The samples at `indices`, in that order.
+ImageDataset subset_of(const ImageDataset& ds, const std::vector<int64_t>& indices);
+// A seeded uniform random subset of `keep` samples in index order (the whole set when keep <= 0
+// or keep >= size); `kept` receives the chosen original indices when given.
+ImageDataset random_subset(const ImageDataset& ds, int64_t keep, uint64_t seed, std::vector<int64_t>* kept = nullptr);
+
 // Bilinear resize of one u8 channel plane (half-pixel centres, clamped edges, rounded).
 void resize_bilinear_u8(const uint8_t* src, int64_t h, int64_t w, uint8_t* dst, int64_t oh, int64_t ow);
 

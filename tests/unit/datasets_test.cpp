@@ -14,6 +14,7 @@
 #include "datasets/dataset.h"
 #include "engine/error.h"
 #include "tests/common/check.h"
+#include "tests/common/images.h"
 
 using namespace sieve;
 namespace fs = std::filesystem;
@@ -181,18 +182,7 @@ TEST_CASE("datasets: image folders read classes in order and reject undecodable 
   TempDir d;
   const ImageDataset src = make_synthetic(4, 2, 5);
   for (const char* cls : {"cat", "ant"}) fs::create_directories(d.path / "train" / cls);
-  // Uncompressed 24-bit BMP files (the simplest format stb_image reads), 32x32.
-  auto bmp = [](const uint8_t* chw) {
-    std::string s = "BM";
-    auto le32 = [&](uint32_t v) { for (int i = 0; i < 4; ++i) s += char((v >> (8 * i)) & 255); };
-    auto le16 = [&](uint16_t v) { s += char(v & 255), s += char(v >> 8); };
-    le32(54 + 32 * 32 * 3), le32(0), le32(54), le32(40), le32(32), le32(32), le16(1), le16(24), le32(0),
-        le32(32 * 32 * 3), le32(2835), le32(2835), le32(0), le32(0);
-    for (int y = 31; y >= 0; --y)  // bottom-up rows, BGR
-      for (int x = 0; x < 32; ++x)
-        for (int k = 2; k >= 0; --k) s += char(chw[k * 1024 + y * 32 + x]);
-    return s;
-  };
+  auto bmp = [](const uint8_t* chw) { return test::bmp_bytes(chw, 3, 32, 32); };
   write(d.path / "train" / "cat" / "a.bmp", bmp(src.image(0)));
   write(d.path / "train" / "ant" / "b.bmp", bmp(src.image(1)));
   write(d.path / "train" / "ant" / "c.bmp", bmp(src.image(2)));

@@ -1,0 +1,444 @@
+#include "apps/defend_command.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "apps/plot.h"
+#include "apps/run_info.h"
+#include "apps/train_command.h"
+#include "attacks/attacks.h"
+#include "defense/defense.h"
+#include "engine/device.h"
+#include "engine/io.h"
+#include "engine/safetensors.h"
+#include "training/trainer.h"
+
+namespace sieve {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct Setting {
+  std::string name, model, dataset, trigger, folder;  // folder: conventional name under --data-root
+  double fraction;
+};
+
+// PROTOCOLS.md, study 2. Unpublished choices (documented there): target 0, BadNets 3x3 white
+// square bottom-right, blend = seeded uniform noise with alpha 0.2.
+const std::vector<Setting>& published_settings() {
+  static const std::vector<Setting> s{
+      {"resnet20-cifar10-badnets", "resnet20", "cifar10", "badnets", "cifar-10-batches-bin", 0.05},
+      {"vgg16bn-cifar100-blend", "vgg16_bn", "cifar100", "blend", "cifar-100-binary", 0.05},
+      {"mobilenetv2-fmnist-badnets", "mobilenet_v2", "fashion_mnist", "badnets", "fashion-mnist", 0.08}};
+  return s;
+}
+
+bool given(const CLI::App* app, const char* flag) { return app && app->count(flag) > 0; }
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::vector<std::string> chosen_defenses(const std::string& spec) {
+  if (spec == "all") return defense_names();
+  std::vector<std::string> names = split_list(spec);
+  SIEVE_CHECK(!names.empty(), "--defenses: empty list");
+  for (const std::string& n : names) make_defense(n);  // rejects unknown names with the known list
+  return names;
+}
+
+json load_json(const fs::path& p) { return json::parse(read_file(p.string())); }
+void save_json(const fs::path& p, const json& j) { write_file_atomic(p.string(), j.dump(2) + "\n"); }
+
+// Histograms of the scores of clean samples and of poisons (each normalised to its own count).
+void write_score_histogram(const std::string& path, const std::string& title, const std::vector<double>& scores,
+                           const std::vector<uint8_t>& is_poison) {
+  double lo = INFINITY, hi = -INFINITY;
+  for (double s : scores)
+    if (std::isfinite(s)) lo = std::min(lo, s), hi = std::max(hi, s);
+  if (!std::isfinite(lo)) return;
+  if (hi == lo) hi = lo + 1;
+  const int bins = 40;
+  std::vector<double> clean(bins, 0), poison(bins, 0);
+  double nc = 0, np = 0;
+  for (size_t i = 0; i < scores.size(); ++i) {
+    if (!std::isfinite(scores[i])) continue;
+    const int b = std::min(bins - 1, static_cast<int>((scores[i] - lo) / (hi - lo) * bins));
+    (is_poison[i] ? poison : clean)[b] += 1;
+    (is_poison[i] ? np : nc) += 1;
+  }
+  Series c{"clean", {}, {}, 0x1f77b4}, p{"poisons", {}, {}, 0xd62728};
+  for (int b = 0; b < bins; ++b) {
+    const double x = lo + (b + 0.5) * (hi - lo) / bins;
+    c.x.push_back(x), c.y.push_back(nc ? clean[b] / nc : 0);
+    p.x.push_back(x), p.y.push_back(np ? poison[b] / np : 0);
+  }
+  write_line_plots(path, title, {Panel{"fraction of samples per score bin", "suspicion score", {c, p}}});
+}
+
+struct Features {
+  Tensor features, logits;
+  std::vector<int64_t> labels;
+  std::vector<uint8_t> is_poison;
+  int64_t num_classes = 0;
+  double poison_fraction = 0;
+};
+
+Features load_features(const std::string& path) {
+  const SafetensorsFile f = load_safetensors(path);
+  for (const char* k : {"features", "logits", "labels", "is_poison"})
+    SIEVE_CHECK(f.tensors.count(k), path, ": not a sieve feature dump (no '", k, "' tensor)");
+  for (const char* k : {"num_classes", "poison_fraction"})
+    SIEVE_CHECK(f.metadata.count(k), path, ": not a sieve feature dump (no '", k, "' metadata)");
+  Features d;
+  d.features = f.tensors.at("features").to(DType::f32);
+  d.logits = f.tensors.at("logits").to(DType::f32);
+  d.labels = f.tensors.at("labels").to(DType::i64).to_vector<int64_t>();
+  d.is_poison = f.tensors.at("is_poison").to(DType::u8).to_vector<uint8_t>();
+  d.num_classes = std::stoll(f.metadata.at("num_classes"));
+  d.poison_fraction = std::stod(f.metadata.at("poison_fraction"));
+  const int64_t n = static_cast<int64_t>(d.labels.size());
+  SIEVE_CHECK(d.features.ndim() == 2 && d.features.dim(0) == n && d.logits.ndim() == 2 && d.logits.dim(0) == n &&
+                  static_cast<int64_t>(d.is_poison.size()) == n,
+              path, ": features ", shape_str(d.features.shape()), ", logits ", shape_str(d.logits.shape()), ", ",
+              n, " labels and ", d.is_poison.size(), " poison flags disagree in size");
+  return d;
+}
+
+// Scores the dump with one defense (fit on the poisoned labels, score every sample).
+std::vector<double> score_with(const std::string& name, const Features& f) {
+  auto d = make_defense(name);
+  d->fit(f.features, f.labels, f.num_classes, f.poison_fraction);
+  std::vector<double> s = d->score(f.features, f.logits);
+  SIEVE_CHECK(s.size() == f.labels.size(), "defense ", name, " returned ", s.size(), " scores for ", f.labels.size(),
+              " samples");
+  return s;
+}
+
+json row_json(const DefenseRow& r) {
+  return {{"setting", r.setting},   {"defense", r.defense},   {"clean_acc", r.clean_acc},
+          {"asr", r.asr},           {"poison_recall", r.recall}, {"precision", r.precision},
+          {"auroc", r.auroc},       {"budget", r.budget},     {"removed_poisons", r.removed_poisons},
+          {"poisons", r.poisons},   {"defense_score", r.score_published()},
+          {"defense_score_later", r.score_later()}};
+}
+
+struct PublishedRow {
+  std::string method, type, setting;
+  double clean_acc, asr, recall, score;
+};
+
+std::vector<PublishedRow> load_published(const std::string& path) {
+  std::vector<PublishedRow> rows;
+  if (path.empty() || !fs::exists(path)) return rows;
+  std::istringstream in(read_file(path));
+  std::string line;
+  std::getline(in, line);
+  SIEVE_CHECK(line == "method,type,setting,clean_acc,asr,poison_recall,defense_score", path,
+              ": unexpected header '", line, "'");
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    std::vector<std::string> c;
+    std::stringstream ss(line);
+    for (std::string x; std::getline(ss, x, ',');) c.push_back(x);
+    SIEVE_CHECK(c.size() == 7, path, ": row '", line, "' does not have 7 columns");
+    rows.push_back({c[0], c[1], c[2], std::stod(c[3]), std::stod(c[4]), std::stod(c[5]), std::stod(c[6])});
+  }
+  return rows;
+}
+
+std::string fmt3(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.3f", v);
+  return b;
+}
+
+void write_reports(const fs::path& out, const std::vector<DefenseRow>& rows, const std::vector<PublishedRow>& published,
+                   const json& info) {
+  std::ostringstream csv;
+  csv << "setting,defense,clean_acc,asr,poison_recall,defense_score,defense_score_later,precision,auroc,budget,"
+         "removed_poisons,poisons\n";
+  json all = json::array();
+  for (const DefenseRow& r : rows) {
+    csv << r.setting << ',' << r.defense << ',' << r.clean_acc << ',' << r.asr << ',' << r.recall << ','
+        << r.score_published() << ',' << r.score_later() << ',' << r.precision << ',' << r.auroc << ',' << r.budget
+        << ',' << r.removed_poisons << ',' << r.poisons << '\n';
+    all.push_back(row_json(r));
+  }
+  write_file_atomic((out / "results.csv").string(), csv.str());
+  save_json(out / "results.json", {{"run", info}, {"rows", all}});
+
+  std::ostringstream md;
+  md << "# sieve defend\n\nDefense score = (clean_acc + (1 - asr) + poison_recall) / 3 (the published formula); "
+        "later = 0.5 clean_acc + 0.5 (1 - asr).\n";
+  std::vector<std::string> settings;
+  for (const DefenseRow& r : rows)
+    if (std::find(settings.begin(), settings.end(), r.setting) == settings.end()) settings.push_back(r.setting);
+  for (const std::string& s : settings) {
+    md << "\n## " << s << "\n\n| source | defense | clean_acc | asr | poison_recall | defense_score | later score | "
+          "precision | AUROC |\n|---|---|---|---|---|---|---|---|---|\n";
+    for (const DefenseRow& r : rows)
+      if (r.setting == s)
+        md << "| sieve | " << r.defense << " | " << fmt3(r.clean_acc) << " | " << fmt3(r.asr) << " | " << fmt3(r.recall)
+           << " | " << fmt3(r.score_published()) << " | " << fmt3(r.score_later()) << " | " << fmt3(r.precision)
+           << " | " << fmt3(r.auroc) << " |\n";
+    for (const PublishedRow& p : published)
+      if (p.setting == s)
+        md << "| published (" << p.type << ") | " << p.method << " | " << fmt3(p.clean_acc) << " | " << fmt3(p.asr)
+           << " | " << fmt3(p.recall) << " | " << fmt3(p.score) << " | " << fmt3(0.5 * p.clean_acc + 0.5 * (1 - p.asr))
+           << " | | |\n";
+  }
+  write_file_atomic((out / "results.md").string(), md.str());
+}
+
+void print_rows(const std::vector<DefenseRow>& rows) {
+  std::fprintf(stderr, "%-28s %-22s %9s %6s %7s %9s %6s %6s\n", "setting", "defense", "clean_acc", "asr", "recall",
+               "score", "prec", "auroc");
+  for (const DefenseRow& r : rows)
+    std::fprintf(stderr, "%-28s %-22s %9.4f %6.4f %7.4f %9.4f %6.3f %6.3f\n", r.setting.c_str(), r.defense.c_str(),
+                 r.clean_acc, r.asr, r.recall, r.score_published(), r.precision, r.auroc);
+}
+
+std::vector<DefenseRow> run_offline(const DefendOptions& o) {
+  const Features f = load_features(o.offline);
+  const int64_t n = static_cast<int64_t>(f.labels.size());
+  const int64_t budget = removal_budget(o.removal_factor, f.poison_fraction, n);
+  std::vector<DefenseRow> rows;
+  for (const std::string& name : chosen_defenses(o.defenses)) {
+    const DetectionMetrics m = detection_metrics(score_with(name, f), f.is_poison, budget);
+    DefenseRow r;
+    r.setting = fs::path(o.offline).stem().string(), r.defense = name;
+    r.recall = m.recall, r.precision = m.precision, r.auroc = m.auroc, r.budget = m.budget;
+    r.removed_poisons = m.removed_poisons, r.poisons = m.poisons;
+    r.clean_acc = NAN, r.asr = NAN;
+    rows.push_back(r);
+  }
+  std::fprintf(stderr, "%-22s %8s %7s %9s %7s %7s\n", "defense", "budget", "poisons", "recall", "prec", "auroc");
+  for (const DefenseRow& r : rows)
+    std::fprintf(stderr, "%-22s %8ld %7ld %9.4f %7.4f %7.4f\n", r.defense.c_str(), long(r.budget), long(r.poisons),
+                 r.recall, r.precision, r.auroc);
+  fs::create_directories(o.out);
+  std::ostringstream csv;
+  csv << "features,defense,budget,poisons,removed_poisons,recall,precision,auroc\n";
+  for (const DefenseRow& r : rows)
+    csv << o.offline << ',' << r.defense << ',' << r.budget << ',' << r.poisons << ',' << r.removed_poisons << ','
+        << r.recall << ',' << r.precision << ',' << r.auroc << '\n';
+  write_file_atomic((fs::path(o.out) / "offline.csv").string(), csv.str());
+  return rows;
+}
+
+// One setting, stage by stage under out/<setting>/.
+std::vector<DefenseRow> run_setting(const Setting& st, const DefendOptions& o, const std::string& data, Device device) {
+  const fs::path dir = fs::path(o.out) / st.name;
+  fs::create_directories(dir / "victim");
+  ImageDataset train = random_subset(load_dataset(st.dataset, data, true), o.train_subset, o.seed ^ 0x7472u);
+  ImageDataset test = random_subset(load_dataset(st.dataset, data, false), o.test_subset, o.seed ^ 0x7465u);
+  test.mean = train.mean, test.std = train.std;
+  const Trigger trigger = make_trigger(st.trigger, train.channels, train.height, train.width, o.alpha, o.seed);
+  const PoisonedSet poisoned = poison_dataset(train, trigger, {st.fraction, o.target, o.all_classes, o.seed});
+  const ImageDataset asr_set = triggered_test_set(test, trigger, o.target, false);
+  const int64_t retrain_epochs = o.retrain_epochs > 0 ? o.retrain_epochs : o.epochs;
+  if (!fs::exists(dir / "setting.json"))
+    save_json(dir / "setting.json",
+              {{"setting", st.name}, {"model", st.model}, {"dataset", st.dataset}, {"data", data},
+               {"trigger", trigger.name}, {"alpha", o.alpha}, {"poison_fraction", st.fraction}, {"target", o.target},
+               {"poisons_from_all_classes", o.all_classes}, {"poisons", poisoned.poison_indices.size()},
+               {"train_size", train.size()}, {"test_size", test.size()}, {"asr_test_size", asr_set.size()},
+               {"epochs", o.epochs}, {"retrain_epochs", retrain_epochs}, {"batch_size", o.batch_size}, {"lr", o.lr},
+               {"removal_factor", o.removal_factor}, {"seed", o.seed}, {"preset", o.preset},
+               {"run", run_info(device_name(device))}});
+  std::fprintf(stderr, "sieve defend: %s: %s on %s, %s trigger, %zu poisons of %ld images (target %ld)\n",
+               st.name.c_str(), st.model.c_str(), st.dataset.c_str(), trigger.name.c_str(),
+               poisoned.poison_indices.size(), long(train.size()), long(o.target));
+
+  const DeviceDataset dtrain = to_device(poisoned.data, device), dtest = to_device(test, device);
+  DeviceDataset dasr = to_device(asr_set, device);
+  dasr.mean = train.mean, dasr.std = train.std;
+  ModelConfig mc;
+  mc.num_classes = train.num_classes, mc.in_channels = train.channels, mc.seed = o.seed;
+  TrainConfig tc;
+  tc.epochs = o.epochs, tc.batch_size = o.batch_size, tc.lr = o.lr, tc.seed = o.seed;
+
+  // Stage 1: the victim, its clean accuracy and ASR, and the feature dump.
+  const fs::path features_path = dir / "features.safetensors";
+  json victim;
+  if (fs::exists(dir / "victim" / "result.json") && fs::exists(features_path)) {
+    victim = load_json(dir / "victim" / "result.json");
+  } else {
+    auto model = make_model(st.model, mc);
+    tc.checkpoint = (dir / "victim" / "checkpoint.safetensors").string();
+    Trainer t(*model, dtrain, &dtest, tc);
+    const std::vector<EpochStats> h = t.fit();
+    write_history((dir / "victim").string(), h, "victim: " + st.name);
+    const Trainer::Extraction e = t.extract(dtrain);
+    save_safetensors(features_path.string(),
+                     {{"features", e.features}, {"logits", e.logits},
+                      {"labels", Tensor::from_vector(poisoned.data.labels, {train.size()})},
+                      {"original_labels", Tensor::from_vector(poisoned.original_labels, {train.size()})},
+                      {"is_poison", Tensor::from_vector(poisoned.is_poison, {train.size()})}},
+                     {{"setting", st.name}, {"num_classes", std::to_string(train.num_classes)},
+                      {"poison_fraction", std::to_string(st.fraction)}, {"commit", git_commit()}});
+    victim = {{"clean_acc", h.back().test_acc}, {"asr", t.evaluate(dasr).accuracy}};
+    save_json(dir / "victim" / "result.json", victim);
+  }
+  std::fprintf(stderr, "sieve defend: %s: victim clean acc %.4f, ASR %.4f\n", st.name.c_str(),
+               victim["clean_acc"].get<double>(), victim["asr"].get<double>());
+
+  std::vector<DefenseRow> rows;
+  DefenseRow none;
+  none.setting = st.name, none.defense = "none";
+  none.clean_acc = victim["clean_acc"], none.asr = victim["asr"];
+  none.poisons = static_cast<int64_t>(poisoned.poison_indices.size());
+  rows.push_back(none);
+
+  const Features f = load_features(features_path.string());
+  const int64_t budget = removal_budget(o.removal_factor, st.fraction, train.size());
+  for (const std::string& name : chosen_defenses(o.defenses)) {
+    const fs::path ddir = dir / "defenses" / name;
+    fs::create_directories(ddir);
+    // Stage 2: scores and detection quality.
+    json det;
+    if (fs::exists(ddir / "detection.json")) {
+      det = load_json(ddir / "detection.json");
+    } else {
+      const std::vector<double> scores = score_with(name, f);
+      const DetectionMetrics m = detection_metrics(scores, f.is_poison, budget);
+      save_safetensors((ddir / "scores.safetensors").string(),
+                       {{"scores", Tensor::from_vector(scores, {train.size()})}}, {{"defense", name}});
+      write_score_histogram((ddir / "scores.png").string(), name + " on " + st.name, scores, f.is_poison);
+      det = {{"budget", m.budget}, {"removed_poisons", m.removed_poisons}, {"poisons", m.poisons},
+             {"recall", m.recall}, {"precision", m.precision}, {"auroc", m.auroc},
+             {"removed", top_suspicious(scores, budget)}};
+      save_json(ddir / "detection.json", det);
+    }
+    // Stage 3: retrain from scratch on what the defense kept.
+    json res;
+    if (fs::exists(ddir / "result.json")) {
+      res = load_json(ddir / "result.json");
+    } else {
+      std::vector<uint8_t> removed(static_cast<size_t>(train.size()), 0);
+      for (int64_t i : det["removed"].get<std::vector<int64_t>>()) removed[i] = 1;
+      std::vector<int64_t> keep;
+      for (int64_t i = 0; i < train.size(); ++i)
+        if (!removed[i]) keep.push_back(i);
+      auto model = make_model(st.model, mc);
+      TrainConfig rc = tc;
+      rc.epochs = retrain_epochs;
+      rc.checkpoint = (ddir / "checkpoint.safetensors").string();
+      Trainer t(*model, dtrain, &dtest, rc);
+      t.set_subset(keep);
+      std::fprintf(stderr, "sieve defend: %s: retraining after %s (removed %ld, %ld of %ld poisons)\n", st.name.c_str(),
+                   name.c_str(), long(det["budget"].get<int64_t>()), long(det["removed_poisons"].get<int64_t>()),
+                   long(det["poisons"].get<int64_t>()));
+      const std::vector<EpochStats> h = t.fit();
+      write_history(ddir.string(), h, name + " retrain: " + st.name);
+      res = {{"clean_acc", h.back().test_acc}, {"asr", t.evaluate(dasr).accuracy}};
+      save_json(ddir / "result.json", res);
+    }
+    DefenseRow r;
+    r.setting = st.name, r.defense = name;
+    r.clean_acc = res["clean_acc"], r.asr = res["asr"];
+    r.recall = det["recall"], r.precision = det["precision"], r.auroc = det["auroc"];
+    r.budget = det["budget"], r.removed_poisons = det["removed_poisons"], r.poisons = det["poisons"];
+    rows.push_back(r);
+    print_rows({r});
+  }
+  return rows;
+}
+
+}  // namespace
+
+CLI::App* add_defend_command(CLI::App& app, DefendOptions& o) {
+  CLI::App* c = app.add_subcommand("defend", "the poisoned-sample-scoring defense benchmark (study 2)");
+  std::vector<std::string> setting_names{"all"};
+  for (const Setting& s : published_settings()) setting_names.push_back(s.name);
+  c->add_option("--setting", o.setting, "a published setting or all (else the custom flags)")
+      ->check(CLI::IsMember(setting_names));
+  c->add_option("--model", o.model, "custom setting: model")->capture_default_str();
+  c->add_option("--dataset", o.dataset, "custom setting: dataset")->capture_default_str();
+  c->add_option("--trigger", o.trigger, "custom setting: badnets | red_square | blend | blend:<image>")
+      ->capture_default_str();
+  c->add_option("--alpha", o.alpha, "blend alpha")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  c->add_option("--poison-fraction", o.poison_fraction, "custom setting: fraction of the training set poisoned")
+      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  c->add_option("--target", o.target, "target class")->check(CLI::NonNegativeNumber)->capture_default_str();
+  c->add_flag("--poison-all-classes", o.all_classes, "draw poisons from every class, the target too");
+  c->add_option("--data", o.data, "dataset folder (one setting)");
+  c->add_option("--data-root", o.data_root,
+                "folder holding cifar-10-batches-bin/, cifar-100-binary/, fashion-mnist/ (--setting all)");
+  c->add_option("--defenses", o.defenses, "comma list or all")->capture_default_str();
+  c->add_option("--removal-factor", o.removal_factor, "remove round(factor * fraction * N): 1.0 published, 1.5 later")
+      ->check(CLI::Range(0.0, 20.0))->capture_default_str();
+  c->add_option("--seed", o.seed, "seed of poisoning, initialisation, shuffling")->capture_default_str();
+  c->add_option("--preset", o.preset, "paper (100 + 100 epochs) | quick (synthetic data, minutes on a CPU)")
+      ->check(CLI::IsMember({"paper", "quick"}))->capture_default_str();
+  c->add_option("--epochs", o.epochs, "victim epochs")->check(CLI::Range(1, 100000))->capture_default_str();
+  c->add_option("--retrain-epochs", o.retrain_epochs, "epochs of each retrain (default: --epochs)")
+      ->check(CLI::Range(1, 100000));
+  c->add_option("--batch-size", o.batch_size, "batch size")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  c->add_option("--lr", o.lr, "base learning rate (cosine)")->check(CLI::Range(0.0, 100.0))->capture_default_str();
+  c->add_option("--train-subset", o.train_subset, "seeded random subset of the training set (reduced runs)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+  c->add_option("--test-subset", o.test_subset, "seeded random subset of the test set")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+  c->add_option("--device", o.device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  c->add_option("--precision", o.precision, "fp32 | tf32")->check(CLI::IsMember({"fp32", "tf32"}))
+      ->capture_default_str();
+  c->add_option("--out", o.out, "output folder (re-running continues a killed benchmark)")->capture_default_str();
+  c->add_option("--offline", o.offline, "a features.safetensors of an earlier run: detection quality only")
+      ->check(CLI::ExistingFile);
+  c->add_option("--reference", o.reference, "published table (CSV) to print beside sieve's numbers");
+  return c;
+}
+
+std::vector<DefenseRow> run_defend(DefendOptions o, const CLI::App* parsed) {
+  if (!o.offline.empty()) return run_offline(o);
+  if (o.reference.empty()) o.reference = SIEVE_SOURCE_DIR "/../shared/reference/defense_benchmark.csv";
+  std::vector<Setting> settings;
+  if (o.preset == "quick") {
+    if (!given(parsed, "--epochs")) o.epochs = 4;
+    if (!given(parsed, "--batch-size")) o.batch_size = 64;
+    if (!given(parsed, "--lr")) o.lr = 0.05;
+    settings.push_back({"quick-resnet20-synthetic-badnets", "resnet20", "synthetic", "badnets", "", 0.05});
+  } else if (o.setting == "all") {
+    settings = published_settings();
+  } else if (!o.setting.empty()) {
+    for (const Setting& s : published_settings())
+      if (s.name == o.setting) settings.push_back(s);
+  } else {
+    std::string trig = o.trigger.substr(0, o.trigger.find(':'));
+    settings.push_back({o.model + "-" + o.dataset + "-" + trig, o.model, o.dataset, o.trigger, "", o.poison_fraction});
+  }
+  const Device device = parse_device(o.device);
+  set_precision(parse_precision(o.precision));
+  chosen_defenses(o.defenses);  // fail on a bad list before any training
+  fs::create_directories(o.out);
+
+  std::vector<DefenseRow> rows;
+  for (const Setting& st : settings) {
+    std::string data = o.data;
+    if (!o.data_root.empty() && !st.folder.empty()) data = (fs::path(o.data_root) / st.folder).string();
+    SIEVE_CHECK(st.dataset == "synthetic" || !data.empty(), "--data (or --data-root): the folder of ", st.dataset,
+                " is needed for ", st.name);
+    for (const DefenseRow& r : run_setting(st, o, data, device)) rows.push_back(r);
+  }
+  write_reports(o.out, rows, load_published(o.reference), run_info(device_name(device)));
+  std::fprintf(stderr, "\n");
+  print_rows(rows);
+  std::fprintf(stderr, "sieve defend: wrote %s/results.{csv,json,md}\n", o.out.c_str());
+  return rows;
+}
+
+}  // namespace sieve
