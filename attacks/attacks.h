@@ -63,4 +63,11 @@ PoisonedSet poison_dataset(const ImageDataset& clean, const Trigger& trigger, co
 // include_target (study 1's ASR over all 10,000 images). Accuracy on it is the attack success rate.
 ImageDataset triggered_test_set(const ImageDataset& test, const Trigger& trigger, int64_t target, bool include_target);
 
+// Fraction of triggered images classified as the target: predictions[i] is the model's class for
+// triggered test image i, whose clean label was original_labels[i]. Images of the target class
+// count only when include_target (study 1's seed ASR over all images; the standard ASR leaves
+// them out).
+double attack_success_rate(const std::vector<int64_t>& predictions, const std::vector<int64_t>& original_labels,
+                           int64_t target, bool include_target);
+
 }  // namespace sieve

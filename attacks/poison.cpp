@@ -48,4 +48,17 @@ ImageDataset triggered_test_set(const ImageDataset& test, const Trigger& trigger
   return out;
 }
 
+double attack_success_rate(const std::vector<int64_t>& predictions, const std::vector<int64_t>& original_labels,
+                           int64_t target, bool include_target) {
+  SIEVE_CHECK(predictions.size() == original_labels.size(), "attack success rate: ", predictions.size(),
+              " predictions for ", original_labels.size(), " images");
+  int64_t hits = 0, counted = 0;
+  for (size_t i = 0; i < predictions.size(); ++i) {
+    if (!include_target && original_labels[i] == target) continue;
+    ++counted;
+    hits += predictions[i] == target;
+  }
+  return counted ? static_cast<double>(hits) / static_cast<double>(counted) : 0.0;
+}
+
 }  // namespace sieve

@@ -205,6 +205,16 @@ Trainer::Extraction Trainer::extract(const DeviceDataset& data, int64_t batch_si
   return e;
 }
 
+std::vector<int64_t> Trainer::predict(const DeviceDataset& data, int64_t batch_size) {
+  std::vector<int64_t> out;
+  out.reserve(static_cast<size_t>(data.size()));
+  for_each_batch(data, false, 0, [&](const std::vector<int64_t>&, const ModelOutput& o) {
+    const std::vector<int64_t> p = argmax(o.logits).to_vector<int64_t>();
+    out.insert(out.end(), p.begin(), p.end());
+  }, batch_size);
+  return out;
+}
+
 EvalStats Trainer::evaluate(const DeviceDataset& data, int64_t batch_size) {
   double loss_sum = 0;
   Tensor correct = Tensor::zeros({1}, DType::i64, device_);

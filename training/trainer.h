@@ -75,6 +75,8 @@ class Trainer {
   std::vector<EpochStats> fit();
 
   EvalStats evaluate(const DeviceDataset& data, int64_t batch_size = 500);
+  // The predicted class of every sample (eval mode, no augmentation), in index order.
+  std::vector<int64_t> predict(const DeviceDataset& data, int64_t batch_size = 500);
   // Eval mode, no grad: every sample once in index order, optionally with augmentation drawn
   // from aug_seed; hook sees each batch.
   void for_each_batch(const DeviceDataset& data, bool augment, uint64_t aug_seed, const BatchHook& hook,

@@ -400,3 +400,14 @@ TEST_CASE("poison command: flags are validated with messages naming them") {
   bad.dataset = "cifar10";
   CHECK_THROWS_WITH_AS(run_poison(bad), doctest::Contains("--data: the folder of cifar10 is needed"), Error);
 }
+
+TEST_CASE("attack success rate: a hand-made case, with and without the target class") {
+  // Six triggered images: clean labels 0 (the target), 1, 2, 2, 3, 0; the model says 0 for
+  // images 0, 1, 3 and 4, and 2 for images 2 and 5.
+  const std::vector<int64_t> original{0, 1, 2, 2, 3, 0}, predicted{0, 0, 2, 0, 0, 2};
+  CHECK(attack_success_rate(predicted, original, 0, false) == doctest::Approx(3.0 / 4.0));  // non-target only
+  CHECK(attack_success_rate(predicted, original, 0, true) == doctest::Approx(4.0 / 6.0));   // all images
+  CHECK(attack_success_rate(predicted, original, 2, false) == doctest::Approx(1.0 / 4.0));
+  CHECK_THROWS_WITH_AS(attack_success_rate({0}, original, 0, false), doctest::Contains("1 predictions for 6 images"),
+                       Error);
+}
