@@ -253,15 +253,27 @@ std::vector<DefenseRow> run_setting(const Setting& st, const DefendOptions& o, c
     return attack_success_rate(t.predict(d), test.labels, o.target, false);
   };
   const int64_t retrain_epochs = o.retrain_epochs > 0 ? o.retrain_epochs : o.epochs;
-  if (!fs::exists(dir / "setting.json"))
-    save_json(dir / "setting.json",
-              {{"setting", st.name}, {"model", st.model}, {"dataset", st.dataset}, {"data", data},
-               {"trigger", trigger.name}, {"alpha", o.alpha}, {"poison_fraction", st.fraction}, {"target", o.target},
-               {"poisons_from_all_classes", o.all_classes}, {"poisons", poisoned.poison_indices.size()},
-               {"train_size", train.size()}, {"test_size", test.size()}, {"asr_test_size", asr_set.size() - std::count(test.labels.begin(), test.labels.end(), o.target)},
-               {"epochs", o.epochs}, {"retrain_epochs", retrain_epochs}, {"batch_size", o.batch_size}, {"lr", o.lr},
-               {"removal_factor", o.removal_factor}, {"seed", o.seed}, {"preset", o.preset},
-               {"run", run_info(device_name(device))}});
+  // Everything the stages depend on; a folder written with other values is never reused.
+  const json key = {{"setting", st.name}, {"model", st.model}, {"dataset", st.dataset}, {"data", data},
+                    {"trigger", trigger.name}, {"alpha", o.alpha}, {"poison_fraction", st.fraction},
+                    {"target", o.target}, {"poisons_from_all_classes", o.all_classes},
+                    {"poisons", poisoned.poison_indices.size()}, {"train_size", train.size()},
+                    {"test_size", test.size()}, {"epochs", o.epochs}, {"retrain_epochs", retrain_epochs},
+                    {"batch_size", o.batch_size}, {"lr", o.lr}, {"removal_factor", o.removal_factor},
+                    {"seed", o.seed}, {"augment", o.augment}};
+  if (fs::exists(dir / "setting.json")) {
+    json stored = load_json(dir / "setting.json");
+    stored.erase("run");
+    for (const auto& [k, v] : key.items())
+      SIEVE_CHECK(stored.contains(k) && stored[k] == v, (dir / "setting.json").string(), ": this folder holds a run with ",
+                  k, " = ", stored.contains(k) ? stored[k].dump() : "(none)", ", not ", v.dump(),
+                  "; choose another --out");
+  } else {
+    json with_run = key;
+    with_run["run"] = run_info(device_name(device));
+    with_run["asr_test_size"] = asr_set.size() - std::count(test.labels.begin(), test.labels.end(), o.target);
+    save_json(dir / "setting.json", with_run);
+  }
   std::fprintf(stderr, "sieve defend: %s: %s on %s, %s trigger, %zu poisons of %ld images (target %ld)\n",
                st.name.c_str(), st.model.c_str(), st.dataset.c_str(), trigger.name.c_str(),
                poisoned.poison_indices.size(), long(train.size()), long(o.target));
@@ -272,7 +284,7 @@ std::vector<DefenseRow> run_setting(const Setting& st, const DefendOptions& o, c
   ModelConfig mc;
   mc.num_classes = train.num_classes, mc.in_channels = train.channels, mc.seed = o.seed;
   TrainConfig tc;
-  tc.epochs = o.epochs, tc.batch_size = o.batch_size, tc.lr = o.lr, tc.seed = o.seed;
+  tc.epochs = o.epochs, tc.batch_size = o.batch_size, tc.lr = o.lr, tc.seed = o.seed, tc.augment = o.augment;
 
   // Stage 1: the victim, its clean accuracy and ASR, and the feature dump.
   const fs::path features_path = dir / "features.safetensors";
@@ -304,6 +316,7 @@ std::vector<DefenseRow> run_setting(const Setting& st, const DefendOptions& o, c
   none.setting = st.name, none.defense = "none";
   none.clean_acc = victim["clean_acc"], none.asr = victim["asr"];
   none.poisons = static_cast<int64_t>(poisoned.poison_indices.size());
+  none.precision = none.auroc = NAN;  // nothing is scored or removed
   rows.push_back(none);
 
   const Features f = load_features(features_path.string());
@@ -396,6 +409,7 @@ CLI::App* add_defend_command(CLI::App& app, DefendOptions& o) {
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
   c->add_option("--test-subset", o.test_subset, "seeded random subset of the test set")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+  c->add_flag("!--no-augment", o.augment, "train without random crop / flip (a deviation from the protocol)");
   c->add_option("--device", o.device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
   c->add_option("--precision", o.precision, "fp32 | tf32")->check(CLI::IsMember({"fp32", "tf32"}))

@@ -25,6 +25,7 @@ struct DefendOptions {
   int64_t epochs = 100, retrain_epochs = 0, batch_size = 128;
   double lr = 0.1;
   int64_t train_subset = 0, test_subset = 0;
+  bool augment = true;  // RandomCrop(32, pad 4) + HFlip, as published
   std::string device = "auto", precision = "fp32", out = "results/defend";
   std::string offline;    // features file of an earlier run: score only
   std::string reference;  // the published table (CSV); default ../shared/reference/defense_benchmark.csv

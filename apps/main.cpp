@@ -4,6 +4,7 @@
 
 #include "apps/defend_command.h"
 #include "apps/poison_command.h"
+#include "apps/study_command.h"
 #include "apps/train_command.h"
 #include "engine/error.h"
 #include "models/model.h"
@@ -17,6 +18,8 @@ int main(int argc, char** argv) {
   CLI::App* defend_cmd = sieve::add_defend_command(app, defend);
   sieve::PoisonOptions poison;
   CLI::App* poison_cmd = sieve::add_poison_command(app, poison);
+  sieve::StudyOptions study;
+  CLI::App* study_cmd = sieve::add_study_command(app, study);
   CLI::App* models_cmd = app.add_subcommand("models", "list the models with their parameter counts");
   try {
     app.parse(argc, argv);
@@ -27,6 +30,7 @@ int main(int argc, char** argv) {
     if (*train_cmd) sieve::run_train(train, train_cmd);
     if (*defend_cmd) sieve::run_defend(defend, defend_cmd);
     if (*poison_cmd) sieve::run_poison(poison);
+    if (*study_cmd) sieve::run_study(study);
     if (*models_cmd) {
       std::printf("%-14s %12s %12s %8s\n", "model", "params(10)", "params(100)", "features");
       for (const std::string& name : sieve::model_names()) {

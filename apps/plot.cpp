@@ -190,4 +190,80 @@ void write_image_grid(const std::string& path, const std::vector<const uint8_t*>
   write_png(path, cv);
 }
 
+
+namespace {
+
+void fill_rect(Canvas& cv, int x0, int y0, int x1, int y1, uint32_t rgb) {
+  for (int y = std::min(y0, y1); y <= std::max(y0, y1); ++y)
+    for (int x = std::min(x0, x1); x <= std::max(x0, x1); ++x) cv.set(x, y, rgb);
+}
+
+void draw_bar_panel(Canvas& cv, int x0, int y0, int w, int h, const BarPanel& p) {
+  const int left = x0 + 80, right = x0 + w - 20, top = y0 + 60, bottom = y0 + h - 50;
+  // The value axis always includes 0, so bar lengths compare.
+  double ymin = 0, ymax = 0;
+  for (const BarGroup& g : p.groups)
+    for (size_t c = 0; c < g.values.size(); ++c) {
+      if (!std::isfinite(g.values[c])) continue;
+      const double e = g.errors.empty() || !std::isfinite(g.errors[c]) ? 0.0 : std::abs(g.errors[c]);
+      ymin = std::min(ymin, g.values[c] - e), ymax = std::max(ymax, g.values[c] + e);
+    }
+  if (ymax == ymin) ymax = ymin + 1;
+  ymax += 0.05 * (ymax - ymin);
+  auto Y = [&](double v) { return static_cast<int>(std::lround(bottom - (v - ymin) / (ymax - ymin) * (bottom - top))); };
+  cv.text(left, y0 + 12, p.title);
+  for (int i = 0; i <= 4; ++i) {
+    const double v = ymin + (ymax - ymin) * i / 4.0;
+    cv.line(left, Y(v), right, Y(v), 0xe0e0e0);
+    const std::string lab = tick_label(v);
+    cv.text(left - 6 - Canvas::text_width(lab), Y(v) - 7, lab, 0x444444);
+  }
+  const int nc = static_cast<int>(p.categories.size()), ng = static_cast<int>(p.groups.size());
+  const double slot = static_cast<double>(right - left) / std::max(nc, 1);
+  const double bar = 0.8 * slot / std::max(ng, 1);
+  for (int c = 0; c < nc; ++c) {
+    const int centre = static_cast<int>(left + (c + 0.5) * slot);
+    cv.text(centre - Canvas::text_width(p.categories[c]) / 2, bottom + 8, p.categories[c]);
+    for (int g = 0; g < ng; ++g) {
+      const BarGroup& grp = p.groups[g];
+      const double v = grp.values[c];
+      if (!std::isfinite(v)) continue;
+      const int bx = static_cast<int>(left + c * slot + 0.1 * slot + g * bar);
+      fill_rect(cv, bx + 1, Y(std::max(v, 0.0)), bx + static_cast<int>(bar) - 1, Y(std::min(v, 0.0)), grp.rgb);
+      const double e = grp.errors.empty() ? 0.0 : grp.errors[c];
+      if (std::isfinite(e) && e > 0) {
+        const int mid = bx + static_cast<int>(bar / 2);
+        cv.line(mid, Y(v - e), mid, Y(v + e), 0x222222);
+        cv.line(mid - 3, Y(v - e), mid + 3, Y(v - e), 0x222222);
+        cv.line(mid - 3, Y(v + e), mid + 3, Y(v + e), 0x222222);
+      }
+    }
+  }
+  cv.line(left, top, left, bottom, 0x222222);
+  cv.line(left, Y(0), right, Y(0), 0x222222);
+  // The legend sits above the plot area, where no bar can hide it.
+  int lx = right;
+  for (int g = ng - 1; g >= 0; --g) {
+    lx -= Canvas::text_width(p.groups[g].label) + 36;
+    fill_rect(cv, lx, y0 + 36, lx + 20, y0 + 48, p.groups[g].rgb);
+    cv.text(lx + 26, y0 + 35, p.groups[g].label, p.groups[g].rgb);
+  }
+}
+
+}  // namespace
+
+void write_bar_charts(const std::string& path, const std::string& title, const std::vector<BarPanel>& panels) {
+  SIEVE_CHECK(!panels.empty(), "plot: no panels for ", path);
+  for (const BarPanel& p : panels)
+    for (const BarGroup& g : p.groups)
+      SIEVE_CHECK(g.values.size() == p.categories.size() && (g.errors.empty() || g.errors.size() == g.values.size()),
+                  "plot ", path, ": bars '", g.label, "' of panel '", p.title, "' have ", g.values.size(), " values and ",
+                  g.errors.size(), " errors for ", p.categories.size(), " categories");
+  const int pw = 560, ph = 440, n = static_cast<int>(panels.size());
+  Canvas cv(pw * n, ph + 40);
+  cv.text(20, 10, title, 0x000000);
+  for (int i = 0; i < n; ++i) draw_bar_panel(cv, i * pw, 40, pw, ph, panels[i]);
+  write_png(path, cv);
+}
+
 }  // namespace sieve

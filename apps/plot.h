@@ -25,6 +25,23 @@ void write_line_plots(const std::string& path, const std::string& title, const s
 // Loss (train, test) and accuracy (train, test) per epoch.
 void write_training_plot(const std::string& path, const std::vector<EpochStats>& history, const std::string& title);
 
+// Grouped bars: per category (x axis) one bar per group, optional +-error whiskers; a NaN value
+// draws no bar.
+struct BarGroup {
+  std::string label;
+  std::vector<double> values, errors;  // one per category; errors may be empty
+  uint32_t rgb = 0x1f77b4;
+};
+
+struct BarPanel {
+  std::string title;
+  std::vector<std::string> categories;
+  std::vector<BarGroup> groups;
+};
+
+// Bar panels side by side under a common title, each with y ticks, category labels and a legend.
+void write_bar_charts(const std::string& path, const std::string& title, const std::vector<BarPanel>& panels);
+
 // u8 CHW images (1 or 3 channels) in rows of `columns`, each upscaled `scale` times by nearest
 // neighbour, with thin white gaps; captions[i], when given, is drawn above column i.
 void write_image_grid(const std::string& path, const std::vector<const uint8_t*>& images, int64_t channels,

@@ -4,8 +4,10 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <tuple>
 
 #include "apps/defend_command.h"
+#include "datasets/dataset.h"
 #include "defense/defense.h"
 #include "engine/io.h"
 #include "engine/rng.h"
@@ -101,6 +103,42 @@ TEST_CASE("defend: the whole pipeline at toy scale, resumed without redoing a st
     CHECK(again[i].asr == rows[i].asr);
     CHECK(again[i].recall == rows[i].recall);
   }
+  DefendOptions changed = o;
+  changed.seed = 5;  // another run's folder is never reused
+  CHECK_THROWS_WITH_AS(run_defend(changed, cmd), doctest::Contains("this folder holds a run with"), Error);
   o.defenses = "spectral_signature,magic";
   CHECK_THROWS_WITH_AS(run_defend(o, cmd), doctest::Contains("unknown defense 'magic'"), Error);
+}
+
+TEST_CASE("defend: the CIFAR-100 blend setting runs end to end on generated CIFAR-100 files") {
+  // CIFAR-100 itself is not available here: the setting runs on official-format files written
+  // from the synthetic dataset (fine label = synthetic class * 10 + 3, coarse = class).
+  test::TempDir dir;
+  for (const auto& [name, n, seed] : {std::tuple<const char*, int64_t, uint64_t>{"train.bin", 160, 1}, {"test.bin", 40, 2}}) {
+    const ImageDataset src = make_synthetic(n, 10, seed);
+    std::string bytes;
+    for (int64_t i = 0; i < n; ++i) {
+      bytes += static_cast<char>(src.labels[i]);
+      bytes += static_cast<char>(src.labels[i] * 10 + 3);
+      bytes.append(reinterpret_cast<const char*>(src.image(i)), 3072);
+    }
+    write_file_atomic(dir / name, bytes);
+  }
+  DefendOptions o;
+  o.setting = "vgg16bn-cifar100-blend";
+  o.data = dir.path.string();
+  o.epochs = 1;
+  o.retrain_epochs = 1;
+  o.batch_size = 40;
+  o.defenses = "spectral_signature";
+  o.device = "cpu";
+  o.out = dir / "bench";
+  const std::vector<DefenseRow> rows = run_defend(o);
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[1].setting == "vgg16bn-cifar100-blend");
+  CHECK(rows[1].poisons == 8);  // floor(0.05 * 160), all from non-target classes
+  CHECK(rows[1].budget == 8);
+  const SafetensorsFile dump = load_safetensors(dir / "bench/vgg16bn-cifar100-blend/features.safetensors");
+  CHECK(dump.tensors.at("features").shape() == Shape{160, 512});
+  CHECK(dump.tensors.at("logits").shape() == Shape{160, 100});
 }
