@@ -58,8 +58,6 @@ std::vector<std::string> chosen_defenses(const std::string& spec) {
   return names;
 }
 
-json load_json(const fs::path& p) { return json::parse(read_file(p.string())); }
-void save_json(const fs::path& p, const json& j) { write_file_atomic(p.string(), j.dump(2) + "\n"); }
 
 // Histograms of the scores of clean samples and of poisons (each normalised to its own count).
 void write_score_histogram(const std::string& path, const std::string& title, const std::vector<double>& scores,

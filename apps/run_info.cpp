@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "engine/device.h"
+#include "engine/io.h"
 
 namespace sieve {
 
@@ -44,5 +45,9 @@ nlohmann::json run_info(const std::string& device) {
           {"host", host},
           {"started_utc", when}};
 }
+
+nlohmann::json load_json(const std::string& path) { return nlohmann::json::parse(read_file(path)); }
+
+void save_json(const std::string& path, const nlohmann::json& value) { write_file_atomic(path, value.dump(2) + "\n"); }
 
 }  // namespace sieve

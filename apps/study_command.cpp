@@ -82,8 +82,6 @@ std::string aggregated_header(bool with_extras) {
   return h;
 }
 
-json load_json(const fs::path& p) { return json::parse(read_file(p.string())); }
-void save_json(const fs::path& p, const json& j) { write_file_atomic(p.string(), j.dump(2) + "\n"); }
 // A number of a result file; null (how a NaN is stored) reads as NaN.
 double number(const json& j, const char* key) {
   return j.contains(key) && j[key].is_number() ? j[key].get<double>() : NAN;
