@@ -193,7 +193,7 @@ void write_reports(const fs::path& out, const std::vector<DefenseRow>& rows, con
            << " | " << fmt3(r.auroc) << " |\n";
     for (const PublishedRow& p : published)
       if (p.setting == s)
-        md << "| published (" << p.type << ") | " << p.method << " | " << fmt3(p.clean_acc) << " | " << fmt3(p.asr)
+        md << "| published | " << p.method << " | " << fmt3(p.clean_acc) << " | " << fmt3(p.asr)
            << " | " << fmt3(p.recall) << " | " << fmt3(p.score) << " | " << fmt3(0.5 * p.clean_acc + 0.5 * (1 - p.asr))
            << " | | |\n";
   }
