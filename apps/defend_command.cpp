@@ -52,6 +52,7 @@ std::vector<std::string> split_list(const std::string& s) {
 
 std::vector<std::string> chosen_defenses(const std::string& spec) {
   if (spec == "all") return defense_names();
+  if (spec == "none") return {};  // the victim and its feature dump only
   std::vector<std::string> names = split_list(spec);
   SIEVE_CHECK(!names.empty(), "--defenses: empty list");
   for (const std::string& n : names) make_defense(n);  // rejects unknown names with the known list
@@ -90,7 +91,7 @@ struct Features {
   std::vector<int64_t> labels;
   std::vector<uint8_t> is_poison;
   int64_t num_classes = 0;
-  double poison_fraction = 0;
+  double poison_fraction = 0;  // the fraction the defenses are told (--assumed-fraction, else the true one)
 };
 
 Features load_features(const std::string& path) {
@@ -105,7 +106,8 @@ Features load_features(const std::string& path) {
   d.labels = f.tensors.at("labels").to(DType::i64).to_vector<int64_t>();
   d.is_poison = f.tensors.at("is_poison").to(DType::u8).to_vector<uint8_t>();
   d.num_classes = std::stoll(f.metadata.at("num_classes"));
-  d.poison_fraction = std::stod(f.metadata.at("poison_fraction"));
+  d.poison_fraction = std::stod(f.metadata.count("assumed_fraction") ? f.metadata.at("assumed_fraction")
+                                                                      : f.metadata.at("poison_fraction"));
   const int64_t n = static_cast<int64_t>(d.labels.size());
   SIEVE_CHECK(d.features.ndim() == 2 && d.features.dim(0) == n && d.logits.ndim() == 2 && d.logits.dim(0) == n &&
                   static_cast<int64_t>(d.is_poison.size()) == n,
@@ -209,7 +211,8 @@ void print_rows(const std::vector<DefenseRow>& rows) {
 }
 
 std::vector<DefenseRow> run_offline(const DefendOptions& o) {
-  const Features f = load_features(o.offline);
+  Features f = load_features(o.offline);
+  if (o.assumed_fraction >= 0) f.poison_fraction = o.assumed_fraction;
   const int64_t n = static_cast<int64_t>(f.labels.size());
   const int64_t budget = removal_budget(o.removal_factor, f.poison_fraction, n);
   std::vector<DefenseRow> rows;
@@ -251,14 +254,17 @@ std::vector<DefenseRow> run_setting(const Setting& st, const DefendOptions& o, c
     return attack_success_rate(t.predict(d), test.labels, o.target, false);
   };
   const int64_t retrain_epochs = o.retrain_epochs > 0 ? o.retrain_epochs : o.epochs;
+  // The fraction the defenses are told and the budget comes from: the true one unless given.
+  const double told = o.assumed_fraction >= 0 ? o.assumed_fraction : st.fraction;
   // Everything the stages depend on; a folder written with other values is never reused.
-  const json key = {{"setting", st.name}, {"model", st.model}, {"dataset", st.dataset}, {"data", data},
+  json key = {{"setting", st.name}, {"model", st.model}, {"dataset", st.dataset}, {"data", data},
                     {"trigger", trigger.name}, {"alpha", o.alpha}, {"poison_fraction", st.fraction},
                     {"target", o.target}, {"poisons_from_all_classes", o.all_classes},
                     {"poisons", poisoned.poison_indices.size()}, {"train_size", train.size()},
                     {"test_size", test.size()}, {"epochs", o.epochs}, {"retrain_epochs", retrain_epochs},
                     {"batch_size", o.batch_size}, {"lr", o.lr}, {"removal_factor", o.removal_factor},
                     {"seed", o.seed}, {"augment", o.augment}};
+  if (o.assumed_fraction >= 0) key["assumed_fraction"] = told;
   if (fs::exists(dir / "setting.json")) {
     json stored = load_json(dir / "setting.json");
     stored.erase("run");
@@ -302,7 +308,8 @@ std::vector<DefenseRow> run_setting(const Setting& st, const DefendOptions& o, c
                       {"original_labels", Tensor::from_vector(poisoned.original_labels, {train.size()})},
                       {"is_poison", Tensor::from_vector(poisoned.is_poison, {train.size()})}},
                      {{"setting", st.name}, {"num_classes", std::to_string(train.num_classes)},
-                      {"poison_fraction", std::to_string(st.fraction)}, {"commit", git_commit()}});
+                      {"poison_fraction", std::to_string(st.fraction)}, {"assumed_fraction", std::to_string(told)},
+                      {"commit", git_commit()}});
     victim = {{"clean_acc", h.back().test_acc}, {"asr", asr_of(t, dasr)}};
     save_json(dir / "victim" / "result.json", victim);
   }
@@ -318,7 +325,7 @@ std::vector<DefenseRow> run_setting(const Setting& st, const DefendOptions& o, c
   rows.push_back(none);
 
   const Features f = load_features(features_path.string());
-  const int64_t budget = removal_budget(o.removal_factor, st.fraction, train.size());
+  const int64_t budget = removal_budget(o.removal_factor, told, train.size());
   for (const std::string& name : chosen_defenses(o.defenses)) {
     const fs::path ddir = dir / "defenses" / name;
     fs::create_directories(ddir);
@@ -382,7 +389,8 @@ CLI::App* add_defend_command(CLI::App& app, DefendOptions& o) {
       ->check(CLI::IsMember(setting_names));
   c->add_option("--model", o.model, "custom setting: model")->capture_default_str();
   c->add_option("--dataset", o.dataset, "custom setting: dataset")->capture_default_str();
-  c->add_option("--trigger", o.trigger, "custom setting: badnets | red_square | blend | blend:<image>")
+  c->add_option("--trigger", o.trigger,
+                "custom setting: badnets | red_square | blend | blend:<image> | patch:ROW,COL,SIZE,RRGGBB|checker")
       ->capture_default_str();
   c->add_option("--alpha", o.alpha, "blend alpha")->check(CLI::Range(0.0, 1.0))->capture_default_str();
   c->add_option("--poison-fraction", o.poison_fraction, "custom setting: fraction of the training set poisoned")
@@ -392,7 +400,12 @@ CLI::App* add_defend_command(CLI::App& app, DefendOptions& o) {
   c->add_option("--data", o.data, "dataset folder (one setting)");
   c->add_option("--data-root", o.data_root,
                 "folder holding cifar-10-batches-bin/, cifar-100-binary/, fashion-mnist/ (--setting all)");
-  c->add_option("--defenses", o.defenses, "comma list or all")->capture_default_str();
+  c->add_option("--defenses", o.defenses, "comma list, all, or none (the victim and its feature dump only)")
+      ->capture_default_str();
+  c->add_option("--assumed-fraction", o.assumed_fraction,
+                "poison fraction the defenses are told and the budget uses (default: the true one; e.g. 0.05 on "
+                "clean data)")
+      ->check(CLI::Range(0.0, 1.0));
   c->add_option("--removal-factor", o.removal_factor, "remove round(factor * fraction * N): 1.0 published, 1.5 later")
       ->check(CLI::Range(0.0, 20.0))->capture_default_str();
   c->add_option("--seed", o.seed, "seed of poisoning, initialisation, shuffling")->capture_default_str();

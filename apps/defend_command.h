@@ -20,6 +20,7 @@ struct DefendOptions {
   bool all_classes = false;
   std::string defenses = "all";
   double removal_factor = 1.0;
+  double assumed_fraction = -1;  // the fraction the defenses are told; < 0: the true poison fraction
   uint64_t seed = 0;
   std::string preset = "paper";
   int64_t epochs = 100, retrain_epochs = 0, batch_size = 128;

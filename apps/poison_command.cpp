@@ -15,7 +15,7 @@ CLI::App* add_poison_command(CLI::App& app, PoisonOptions& o) {
   c->add_option("--dataset", o.dataset, "cifar10 | cifar100 | fashion_mnist | fashion_mnist_28 | image_folder | synthetic")
       ->capture_default_str();
   c->add_option("--data", o.data, "dataset folder in its official format (see README)");
-  c->add_option("--trigger", o.trigger, "badnets | red_square | blend | blend:<image path>")->capture_default_str();
+  c->add_option("--trigger", o.trigger, "badnets | red_square | blend | blend:<image path> | patch:ROW,COL,SIZE,RRGGBB|checker")->capture_default_str();
   c->add_option("--alpha", o.alpha, "blend weight of the trigger pattern")->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   c->add_option("--target", o.target, "target class of the backdoor")->check(CLI::Range(int64_t(0), int64_t(1) << 20))

@@ -32,7 +32,9 @@ Trigger red_square_trigger(int64_t first, int64_t last);
 Trigger blend_noise_trigger(int64_t channels, int64_t height, int64_t width, double alpha, uint64_t seed);
 // Blend with an image file (png/jpg/bmp via stb_image), which must have the dataset's size.
 Trigger blend_image_trigger(const std::string& path, int64_t channels, int64_t height, int64_t width, double alpha);
-// By name: badnets | red_square | blend (noise) | blend:<image path>.
+// By name: badnets | red_square | blend (noise) | blend:<image path> | patch:ROW,COL,SIZE,COLOUR, a
+// SIZE x SIZE square at (ROW, COL) of one colour (RRGGBB hex; grey images get its mean) or a
+// black-and-white checkerboard (COLOUR = checker, white at its top-left).
 Trigger make_trigger(const std::string& name, int64_t channels, int64_t height, int64_t width, double alpha,
                      uint64_t seed);
 

@@ -62,6 +62,50 @@ std::vector<uint8_t> patch_values(const Trigger& t, int64_t c) {
   return v;
 }
 
+// "ROW,COL,SIZE,COLOUR" of a patch trigger spec: COLOUR is six hex digits RRGGBB or "checker".
+Trigger parse_patch_spec(const std::string& spec, int64_t channels) {
+  const std::string flag = "--trigger patch:" + spec;
+  std::vector<std::string> parts;
+  for (size_t start = 0;;) {
+    const size_t comma = spec.find(',', start);
+    parts.push_back(spec.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  SIEVE_CHECK(parts.size() == 4, flag, ": expected ROW,COL,SIZE,COLOUR (COLOUR = RRGGBB hex or checker)");
+  int64_t geometry[3] = {0, 0, 0};
+  for (int i = 0; i < 3; ++i) {
+    const std::string& v = parts[static_cast<size_t>(i)];
+    SIEVE_CHECK(!v.empty() && v.size() <= 4 && v.find_first_not_of("0123456789") == std::string::npos, flag, ": '", v,
+                "' is not a non-negative integer");
+    geometry[i] = std::stoll(v);
+  }
+  SIEVE_CHECK(geometry[2] > 0, flag, ": the patch size must be positive");
+  Trigger t;
+  t.kind = Trigger::Kind::patch;
+  t.name = "patch:" + spec;
+  t.top = geometry[0], t.left = geometry[1], t.height = t.width = geometry[2];
+  const std::string& colour = parts[3];
+  if (colour == "checker") {  // white at the top-left corner, alternating
+    for (int64_t k = 0; k < channels; ++k)
+      for (int64_t y = 0; y < t.height; ++y)
+        for (int64_t x = 0; x < t.width; ++x) t.pattern.push_back((x + y) % 2 == 0 ? 255 : 0);
+    return t;
+  }
+  SIEVE_CHECK(colour.size() == 6 && colour.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos, flag,
+              ": colour '", colour, "' is neither RRGGBB hex nor checker");
+  const uint8_t rgb[3] = {static_cast<uint8_t>(std::stoul(colour.substr(0, 2), nullptr, 16)),
+                          static_cast<uint8_t>(std::stoul(colour.substr(2, 2), nullptr, 16)),
+                          static_cast<uint8_t>(std::stoul(colour.substr(4, 2), nullptr, 16))};
+  if (channels == 3) {
+    t.colour.assign(rgb, rgb + 3);
+  } else {  // other channel counts (grey) get the colour's mean in every channel
+    const auto grey = static_cast<uint8_t>((int(rgb[0]) + int(rgb[1]) + int(rgb[2]) + 1) / 3);
+    t.colour.assign(static_cast<size_t>(channels), grey);
+  }
+  return t;
+}
+
 }  // namespace
 
 Trigger badnets_trigger(int64_t channels, int64_t height, int64_t width, int64_t size) {
@@ -122,7 +166,7 @@ Trigger blend_image_trigger(const std::string& path, int64_t channels, int64_t h
 
 Trigger make_trigger(const std::string& name, int64_t channels, int64_t height, int64_t width, double alpha,
                      uint64_t seed) {
-  const std::string image_prefix = "blend:";
+  const std::string image_prefix = "blend:", patch_prefix = "patch:";
   Trigger t;
   if (name == "badnets")
     t = badnets_trigger(channels, height, width);
@@ -132,8 +176,11 @@ Trigger make_trigger(const std::string& name, int64_t channels, int64_t height, 
     t = blend_noise_trigger(channels, height, width, alpha, seed);
   else if (name.size() > image_prefix.size() && name.starts_with(image_prefix))
     t = blend_image_trigger(name.substr(image_prefix.size()), channels, height, width, alpha);
+  else if (name.size() > patch_prefix.size() && name.starts_with(patch_prefix))
+    t = parse_patch_spec(name.substr(patch_prefix.size()), channels);
   else
-    fail("--trigger: unknown trigger '", name, "' (known: badnets, red_square, blend, blend:<image path>)");
+    fail("--trigger: unknown trigger '", name,
+         "' (known: badnets, red_square, blend, blend:<image path>, patch:ROW,COL,SIZE,RRGGBB|checker)");
   check_fits(t, channels, height, width);
   return t;
 }

@@ -68,6 +68,32 @@ Pca fit_pca(const Tensor& x, int64_t k) {
   return p;
 }
 
+Whitening fit_pooled_whitening(const std::string& name, const Tensor& features,
+                               const std::vector<std::vector<int64_t>>& classes) {
+  constexpr double kRelativeEigenFloor = 1e-5;
+  const int64_t n = features.dim(0), d = features.dim(1);
+  std::vector<double> pooled(static_cast<size_t>(d * d), 0.0);
+  for (const std::vector<int64_t>& idx : classes) {
+    if (idx.empty()) continue;
+    const Tensor rows = gather_rows(features, idx);
+    const std::vector<double> cov = covariance(rows, column_mean(rows)).to_double();
+    const double w = double(idx.size()) / double(n);
+    for (size_t i = 0; i < pooled.size(); ++i) pooled[i] += w * cov[i];
+  }
+  const SymmetricEigen e =
+      symmetric_eigen(Tensor::from_vector(pooled, {d, d}).to(features.dtype()).to(features.device()));
+  const std::vector<double> values = e.values.to_double();
+  const HostMatrix vectors = to_host(e.vectors);
+  HostMatrix basis{0, d, {}};
+  for (int64_t j = d - 1; j >= 0; --j) {
+    if (!(values[j] > kRelativeEigenFloor * values[d - 1])) break;  // eigenvalues ascend
+    for (int64_t q = 0; q < d; ++q) basis.v.push_back(vectors.row(j)[q] / std::sqrt(values[j]));
+    ++basis.rows;
+  }
+  SIEVE_CHECK(basis.rows > 0, name, ": the within-class covariance of the features is zero");
+  return {column_mean(features), to_tensor(basis, features.dtype(), features.device())};
+}
+
 double median(std::vector<double> v) {
   SIEVE_CHECK(!v.empty(), "median of no values");
   const size_t h = v.size() / 2;

@@ -43,6 +43,16 @@ struct Pca {
 };
 Pca fit_pca(const Tensor& x, int64_t k);
 
+// Whitening by the pooled within-class covariance S_e = sum_c n_c Cov_c / N (SCAn's global model):
+// z = basis (x - mean), mean the global mean (D,), basis (r, D) = Lambda^{-1/2} V^T over the
+// eigen-directions of S_e with eigenvalue above 1e-5 of the largest, so that Mahalanobis distances
+// under S_e become Euclidean ones. On the features' device; fails, naming the defense, when S_e is 0.
+struct Whitening {
+  Tensor mean, basis;
+};
+Whitening fit_pooled_whitening(const std::string& name, const Tensor& features,
+                               const std::vector<std::vector<int64_t>>& classes);
+
 // Median (the mean of the middle two for an even count) and median absolute deviation.
 double median(std::vector<double> v);
 double median_absolute_deviation(const std::vector<double>& v);
@@ -55,5 +65,6 @@ std::unique_ptr<Defense> make_activation_clustering();
 std::unique_ptr<Defense> make_fine_pruning();
 std::unique_ptr<Defense> make_spectre();
 std::unique_ptr<Defense> make_scan();
+std::unique_ptr<Defense> make_untangle();
 
 }  // namespace sieve::defense_impl

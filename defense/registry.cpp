@@ -1,5 +1,5 @@
 // Defenses by name, in the order reports list them: the benchmark's baselines, then the
-// published detectors.
+// published detectors, then sieve's own.
 #include <functional>
 #include <utility>
 
@@ -20,6 +20,7 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
       {"fine_pruning", defense_impl::make_fine_pruning},
       {"spectre", defense_impl::make_spectre},
       {"scan", defense_impl::make_scan},
+      {"untangle", defense_impl::make_untangle},
   };
   return r;
 }

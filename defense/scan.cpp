@@ -37,7 +37,6 @@ namespace sieve::defense_impl {
 namespace {
 
 constexpr int64_t kRestarts = 4, kIterations = 100;
-constexpr double kRelativeEigenFloor = 1e-5;
 
 class Scan final : public Defense {
  public:
@@ -117,30 +116,9 @@ class Scan final : public Defense {
   }
 
  private:
-  // Step 1 of the file comment: mean_ (D,) and whitening_ (r, D) on the features' device.
   void fit_whitening(const Tensor& features) {
-    const int64_t n = features.dim(0), d = features.dim(1);
-    std::vector<double> pooled(static_cast<size_t>(d * d), 0.0);
-    for (const std::vector<int64_t>& idx : classes_) {
-      if (idx.empty()) continue;
-      const Tensor rows = gather_rows(features, idx);
-      const std::vector<double> cov = covariance(rows, column_mean(rows)).to_double();
-      const double w = double(idx.size()) / double(n);
-      for (size_t i = 0; i < pooled.size(); ++i) pooled[i] += w * cov[i];
-    }
-    const SymmetricEigen e =
-        symmetric_eigen(Tensor::from_vector(pooled, {d, d}).to(features.dtype()).to(features.device()));
-    const std::vector<double> values = e.values.to_double();
-    const HostMatrix vectors = to_host(e.vectors);
-    HostMatrix basis{0, d, {}};
-    for (int64_t j = d - 1; j >= 0; --j) {
-      if (!(values[j] > kRelativeEigenFloor * values[d - 1])) break;  // eigenvalues ascend
-      for (int64_t q = 0; q < d; ++q) basis.v.push_back(vectors.row(j)[q] / std::sqrt(values[j]));
-      ++basis.rows;
-    }
-    SIEVE_CHECK(basis.rows > 0, name(), ": the within-class covariance of the features is zero");
-    mean_ = column_mean(features);
-    whitening_ = to_tensor(basis, features.dtype(), features.device());
+    Whitening w = fit_pooled_whitening(name(), features, classes_);
+    mean_ = std::move(w.mean), whitening_ = std::move(w.basis);
   }
 
   struct ClassModel {

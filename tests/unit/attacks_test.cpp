@@ -172,7 +172,7 @@ TEST_CASE("attacks: make_trigger by name, and unknown names") {
   CHECK(n.alpha == 0.3);
   for (const char* bad : {"patch", "blend:", "BadNets", ""})
     CHECK_THROWS_WITH_AS(make_trigger(bad, 3, 32, 32, 0.2, 0),
-                         doctest::Contains("(known: badnets, red_square, blend, blend:<image path>)"), Error);
+                         doctest::Contains("(known: badnets, red_square, blend, blend:<image path>, patch:"), Error);
   CHECK_THROWS_WITH_AS(make_trigger("patch", 3, 32, 32, 0.2, 0), doctest::Contains("--trigger: unknown trigger 'patch'"),
                        Error);
   // Study 1's red square needs an RGB image of at least 32x32.
@@ -182,6 +182,33 @@ TEST_CASE("attacks: make_trigger by name, and unknown names") {
   CHECK_THROWS_WITH_AS(make_trigger("blend", 3, 32, 32, 2.0, 0), doctest::Contains("alpha must be in [0, 1]"), Error);
   CHECK_THROWS_WITH_AS(make_trigger("blend:/nonexistent-sieve/trigger.png", 3, 32, 32, 0.2, 0),
                        doctest::Contains("/nonexistent-sieve/trigger.png: cannot decode blend image"), Error);
+}
+
+TEST_CASE("attacks: patch:ROW,COL,SIZE,COLOUR triggers (held-out shapes, positions and colours)") {
+  const Trigger g = make_trigger("patch:2,5,4,00ff80", 3, 32, 32, 0.2, 0);
+  CHECK(g.kind == Trigger::Kind::patch);
+  CHECK(g.name == "patch:2,5,4,00ff80");
+  CHECK(g.top == 2);
+  CHECK(g.left == 5);
+  CHECK(g.height == 4);
+  CHECK(g.width == 4);
+  CHECK(g.colour == std::vector<uint8_t>{0, 255, 128});
+  std::vector<uint8_t> img(3 * 32 * 32, 7);
+  apply_trigger(g, img.data(), 3, 32, 32);
+  CHECK(img[(0 * 32 + 2) * 32 + 5] == 0);      // red plane, top-left of the patch
+  CHECK(img[(1 * 32 + 5) * 32 + 8] == 255);    // green plane, bottom-right of the patch
+  CHECK(img[(2 * 32 + 2) * 32 + 5] == 128);    // blue plane
+  CHECK(img[(1 * 32 + 6) * 32 + 8] == 7);      // just below the patch
+  CHECK(img[(1 * 32 + 2) * 32 + 9] == 7);      // just right of it
+  const Trigger c = make_trigger("patch:0,0,3,checker", 1, 28, 28, 0.2, 0);
+  CHECK(c.pattern == std::vector<uint8_t>{255, 0, 255, 0, 255, 0, 255, 0, 255});
+  CHECK(make_trigger("patch:1,1,2,306090", 1, 28, 28, 0.2, 0).colour == std::vector<uint8_t>{96});
+  for (const char* bad : {"patch:1,2,3", "patch:1,2,3,ff0000,9", "patch:a,2,3,ff0000", "patch:-1,2,3,ff0000",
+                          "patch:1,2,0,ff0000", "patch:1,2,3,red", "patch:1,2,3,ff00"})
+    CHECK_THROWS_WITH_AS(make_trigger(bad, 3, 32, 32, 0.2, 0),
+                         doctest::Contains((std::string("--trigger ") + bad).c_str()), Error);
+  CHECK_THROWS_WITH_AS(make_trigger("patch:30,30,4,ffffff", 3, 32, 32, 0.2, 0),
+                       doctest::Contains("patch at row 30, column 30 does not fit a (3, 32, 32) image"), Error);
 }
 
 TEST_CASE("attacks: a trigger that does not fit the image is refused, naming both sizes") {

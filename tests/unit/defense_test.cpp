@@ -31,14 +31,15 @@ struct Synthetic {
   std::vector<uint8_t> is_poison;
 };
 
-Synthetic make_synthetic(bool poisoned, uint64_t seed, double shift_length = 8.0, bool small_target = false) {
+Synthetic make_synthetic(bool poisoned, uint64_t seed, double shift_length = 8.0, bool small_target = false,
+                         double fraction = kPoisonFraction) {
   Generator gen(seed);
   std::vector<double> spread(kDims), shift(kDims);
   for (double& v : spread) v = 0.7 + 0.5 * gen.uniform();
   for (int64_t j = 0; j < kDims; ++j) shift[j] = 1.0 + double(j % 3);
   const double norm = std::sqrt(std::inner_product(shift.begin(), shift.end(), shift.begin(), 0.0));
   for (double& v : shift) v *= shift_length / norm;
-  const int64_t poisons = poisoned ? static_cast<int64_t>(kPoisonFraction * kSamples) : 0;
+  const int64_t poisons = poisoned ? static_cast<int64_t>(fraction * kSamples) : 0;
   std::vector<double> x;
   std::vector<int64_t> labels;
   for (int64_t i = 0; i < kSamples; ++i) {
@@ -116,6 +117,66 @@ TEST_CASE("defenses: spectre and scan when poisons are a third of their class") 
   }
 }
 
+// Per class: how many of the `budget` most suspicious samples it loses.
+std::vector<int64_t> removed_per_class(const std::vector<double>& scores, const std::vector<int64_t>& labels,
+                                       int64_t budget) {
+  std::vector<int64_t> count(kClasses, 0);
+  for (int64_t i : top_suspicious(scores, budget)) ++count[labels[i]];
+  return count;
+}
+
+TEST_CASE("defenses: untangle recovers planted poison clusters, flagging the target class only") {
+  // Flagged classes score above 1, every other sample in [0, 1).
+  auto flagged_classes = [](const std::vector<double>& scores, const std::vector<int64_t>& labels) {
+    std::set<int64_t> f;
+    for (int64_t i = 0; i < kSamples; ++i)
+      if (scores[i] >= 1.0) f.insert(labels[i]);
+    return f;
+  };
+  SUBCASE("a fifth of class 0, 8 units away") {
+    const Synthetic s = make_synthetic(true, 1);
+    const std::vector<double> scores = fit_and_score("untangle", s, Tensor());
+    CHECK(flagged_classes(scores, s.labels) == std::set<int64_t>{0});
+    const DetectionMetrics m = detection_metrics(scores, s.is_poison, 100);
+    CHECK(m.recall == 1.0);
+    CHECK(m.auroc == 1.0);
+  }
+  SUBCASE("a third of class 0, 4.5 units away (the clusters overlap a little)") {
+    const Synthetic s = make_synthetic(true, 2, 4.5, true);
+    const std::vector<double> scores = fit_and_score("untangle", s, Tensor());
+    CHECK(flagged_classes(scores, s.labels) == std::set<int64_t>{0});
+    const DetectionMetrics m = detection_metrics(scores, s.is_poison, 100);
+    CHECK_MESSAGE(m.recall >= 0.97, "recall " << m.recall);
+  }
+  SUBCASE("1% poisons (20 of 2000), 8 units away") {
+    const Synthetic s = make_synthetic(true, 4, 8.0, false, 0.01);
+    REQUIRE(std::count(s.is_poison.begin(), s.is_poison.end(), 1) == 20);
+    const std::vector<double> scores = fit_and_score("untangle", s, Tensor());
+    CHECK(flagged_classes(scores, s.labels) == std::set<int64_t>{0});
+    CHECK(detection_metrics(scores, s.is_poison, 20).recall == 1.0);
+  }
+  SUBCASE("10% poisons, 6 units away; a budget 1.5 times larger takes the rest from the target class") {
+    const Synthetic s = make_synthetic(true, 5, 6.0, false, 0.10);
+    const std::vector<double> scores = fit_and_score("untangle", s, Tensor());
+    CHECK(flagged_classes(scores, s.labels) == std::set<int64_t>{0});
+    CHECK(detection_metrics(scores, s.is_poison, 200).recall >= 0.99);
+    CHECK(removed_per_class(scores, s.labels, 300)[0] == 300);
+  }
+}
+
+TEST_CASE("defenses: untangle on clean features flags no class and spreads the budget evenly") {
+  for (uint64_t seed : {3, 6, 7}) {
+    const Synthetic s = make_synthetic(false, seed);
+    const std::vector<double> scores = fit_and_score("untangle", s, Tensor());
+    CHECK(*std::max_element(scores.begin(), scores.end()) < 1.0);
+    // 150 removals over 5 classes of 400: within-class ranks give each class 30 (+-1 for ties).
+    const int64_t budget = removal_budget(1.5, kPoisonFraction, kSamples);
+    const std::vector<int64_t> per_class = removed_per_class(scores, s.labels, budget);
+    CHECK(std::accumulate(per_class.begin(), per_class.end(), int64_t{0}) == budget);
+    for (int64_t c = 0; c < kClasses; ++c) CHECK_MESSAGE(std::abs(per_class[c] - 30) <= 1, "class " << c << ": " << per_class[c]);
+  }
+}
+
 TEST_CASE("defenses: confidence_filter ranks over-confident poisons first within their class") {
   const Synthetic s = make_synthetic(true, 1);
   const std::vector<double> scores = fit_and_score("confidence_filter", s, confident_logits(s));
@@ -182,11 +243,11 @@ TEST_CASE("defenses: on clean features every score is finite and the budget remo
 TEST_CASE("defenses: registry and bad input") {
   const std::vector<std::string> names = defense_names();
   CHECK(names == std::vector<std::string>{"confidence_filter", "spectral_signature", "activation_clustering",
-                                          "fine_pruning", "spectre", "scan"});
+                                          "fine_pruning", "spectre", "scan", "untangle"});
   for (const std::string& n : names) CHECK(make_defense(n)->name() == n);
   CHECK_THROWS_WITH_AS(make_defense("strip"),
                        doctest::Contains("--defenses: unknown defense 'strip' (known: confidence_filter, "
-                                         "spectral_signature, activation_clustering, fine_pruning, spectre, scan)"),
+                                         "spectral_signature, activation_clustering, fine_pruning, spectre, scan, untangle)"),
                        Error);
 
   const Tensor x = test::random_tensor({6, 3}, 1);

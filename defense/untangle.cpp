@@ -1,0 +1,250 @@
+// untangle: sieve's own poisoned-sample detector. One method, fixed constants, nothing keyed to a
+// dataset, model, trigger or setting.
+//
+// A backdoor leaves the target class as two populations: its clean samples and the poisons, which
+// the poisoned model maps to a tight cluster of their own. untangle tests every class for such a
+// second population, flags the classes where it stands out, and spends the budget there.
+// 1. Whitening by the pooled within-class covariance (SCAn's global model, fit_pooled_whitening):
+//    every direction of ordinary within-class variation gets unit variance.
+// 2. Per class with at least kMinClass samples, in the whitened space:
+//    a. the class's top kDims principal directions (directions of excess variance, where a
+//       second population shows); the class is projected onto them (centred);
+//    b. 2-means there (k-means++, best inertia of kRestarts seeded restarts) gives a first split;
+//    c. EM for a two-component Gaussian mixture with full covariances (shrunk by kShrink towards
+//       the isotropic covariance of the same trace, so that a small component stays well posed),
+//       kEmIterations steps from that split; the smaller component is the suspect one;
+//    d. two class statistics: the log-likelihood gain per sample of the mixture over one Gaussian
+//       (same shrinkage), and the separation of the components along the line through their
+//       means, D = |m1 - m0| sqrt(2 / (v0 + v1)) (Ashman's D; the split of one Gaussian gives
+//       about 2, two clusters much more).
+// 3. Evidence of class c: E_c = z(gain_c) + z(D_c), each a robust z-score across the classes
+//    (median and 1.4826 MAD; 0 when the MAD is 0). A class is flagged when E_c > kFlag.
+// 4. Scores. A flagged class: 1 + E_c + p_i, p_i the posterior of the suspect component, so
+//    flagged classes outrank all others, the most evident first, and inside one the suspect
+//    component goes first. Any other sample: its rank by whitened distance to its class mean
+//    divided by its class size, in [0, 1): with no flagged class the budget is spread evenly over
+//    the classes and takes each one's most atypical samples, which costs little accuracy on clean
+//    data.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "defense/common.h"
+#include "engine/linalg.h"
+
+namespace sieve::defense_impl {
+
+namespace {
+
+constexpr int64_t kDims = 10, kRestarts = 4, kKMeansIterations = 100, kEmIterations = 30, kMinClass = 2 * kDims + 2;
+constexpr double kShrink = 0.05, kFlag = 8.0;
+
+// A Gaussian with shrunk covariance, fitted to the rows of x weighted by w; log-density per row.
+struct Gaussian {
+  std::vector<double> mean, chol;  // lower Cholesky factor of the covariance, k x k
+  double log_det = 0;
+  int64_t k = 0;
+
+  static Gaussian fit(const HostMatrix& x, const std::vector<double>& w) {
+    Gaussian g;
+    const int64_t n = x.rows, k = x.cols;
+    g.k = k;
+    double total = 0;
+    for (double v : w) total += v;
+    total = std::max(total, 1e-12);
+    g.mean.assign(static_cast<size_t>(k), 0.0);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < k; ++j) g.mean[j] += w[i] * x.row(i)[j];
+    for (double& m : g.mean) m /= total;
+    std::vector<double> cov(static_cast<size_t>(k * k), 0.0), c(static_cast<size_t>(k));
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t j = 0; j < k; ++j) c[j] = x.row(i)[j] - g.mean[j];
+      for (int64_t a = 0; a < k; ++a)
+        for (int64_t b = 0; b <= a; ++b) cov[a * k + b] += w[i] * c[a] * c[b];
+    }
+    double trace = 0;
+    for (int64_t a = 0; a < k; ++a) trace += cov[a * k + a] / total;
+    const double floor = std::max(trace / double(k), 1e-12);
+    for (int64_t a = 0; a < k; ++a)
+      for (int64_t b = 0; b <= a; ++b)
+        cov[a * k + b] = (1 - kShrink) * cov[a * k + b] / total + (a == b ? kShrink * floor : 0.0);
+    // Cholesky of the (positive definite) shrunk covariance.
+    g.chol.assign(static_cast<size_t>(k * k), 0.0);
+    for (int64_t a = 0; a < k; ++a)
+      for (int64_t b = 0; b <= a; ++b) {
+        double s = cov[a * k + b];
+        for (int64_t q = 0; q < b; ++q) s -= g.chol[a * k + q] * g.chol[b * k + q];
+        if (a == b) {
+          s = std::max(s, 1e-12 * floor);
+          g.chol[a * k + a] = std::sqrt(s);
+          g.log_det += 2 * std::log(g.chol[a * k + a]);
+        } else {
+          g.chol[a * k + b] = s / g.chol[b * k + b];
+        }
+      }
+    return g;
+  }
+
+  double log_density(const double* x) const {
+    std::vector<double> y(static_cast<size_t>(k));
+    double q = 0;
+    for (int64_t a = 0; a < k; ++a) {  // solve L y = x - mean
+      double s = x[a] - mean[a];
+      for (int64_t b = 0; b < a; ++b) s -= chol[a * k + b] * y[b];
+      y[a] = s / chol[a * k + a];
+      q += y[a] * y[a];
+    }
+    return -0.5 * (q + log_det + double(k) * std::log(2 * M_PI));
+  }
+};
+
+double log_add(double a, double b) {
+  const double m = std::max(a, b);
+  return m + std::log(std::exp(a - m) + std::exp(b - m));
+}
+
+struct ClassSplit {
+  std::vector<double> posterior;  // of the suspect (smaller) component, per sample of the class
+  double gain = 0, separation = 0;
+};
+
+// Steps 2b-2d on the projected class p (n, k).
+ClassSplit split_class(const Tensor& p, uint64_t seed) {
+  KMeansResult best;
+  for (int64_t r = 0; r < kRestarts; ++r) {
+    KMeansResult km = kmeans(p, 2, kKMeansIterations, seed * kRestarts + static_cast<uint64_t>(r));
+    if (r == 0 || km.inertia < best.inertia) best = std::move(km);
+  }
+  const HostMatrix x = to_host(p);
+  const int64_t n = x.rows;
+  std::vector<double> r1(static_cast<size_t>(n)), r0(static_cast<size_t>(n)), l0(static_cast<size_t>(n)),
+      l1(static_cast<size_t>(n));
+  int64_t ones = 0;
+  for (int64_t i = 0; i < n; ++i) ones += best.assignment[i] == 1;
+  const int64_t suspect = 2 * ones <= n ? 1 : 0;
+  for (int64_t i = 0; i < n; ++i) r1[i] = best.assignment[i] == suspect ? 1.0 : 0.0;
+  for (int64_t it = 0; it < kEmIterations; ++it) {
+    for (int64_t i = 0; i < n; ++i) r0[i] = 1 - r1[i];
+    const double w1 = std::clamp(std::accumulate(r1.begin(), r1.end(), 0.0) / double(n), 1e-4, 1 - 1e-4);
+    const Gaussian g1 = Gaussian::fit(x, r1), g0 = Gaussian::fit(x, r0);
+    for (int64_t i = 0; i < n; ++i) {
+      l1[i] = g1.log_density(x.row(i)) + std::log(w1);
+      l0[i] = g0.log_density(x.row(i)) + std::log(1 - w1);
+      r1[i] = 1.0 / (1.0 + std::exp(std::clamp(l0[i] - l1[i], -50.0, 50.0)));
+    }
+  }
+  ClassSplit s;
+  if (2 * std::accumulate(r1.begin(), r1.end(), 0.0) > double(n))  // the suspect component grew past half
+    for (int64_t i = 0; i < n; ++i) r1[i] = 1 - r1[i];
+  for (int64_t i = 0; i < n; ++i) r0[i] = 1 - r1[i];
+  // Gain: mean log-likelihood of the mixture (of the last E-step) over one Gaussian.
+  const Gaussian one = Gaussian::fit(x, std::vector<double>(static_cast<size_t>(n), 1.0));
+  for (int64_t i = 0; i < n; ++i) s.gain += log_add(l0[i], l1[i]) - one.log_density(x.row(i));
+  s.gain /= double(n);
+  // Separation along the line through the component means.
+  const Gaussian m1 = Gaussian::fit(x, r1), m0 = Gaussian::fit(x, r0);
+  std::vector<double> dir(static_cast<size_t>(x.cols));
+  for (int64_t j = 0; j < x.cols; ++j) dir[j] = m1.mean[j] - m0.mean[j];
+  double sw[2] = {0, 0}, sm[2] = {0, 0}, sq[2] = {0, 0};
+  for (int64_t i = 0; i < n; ++i) {
+    double t = 0;
+    for (int64_t j = 0; j < x.cols; ++j) t += x.row(i)[j] * dir[j];
+    const double w[2] = {r0[i], r1[i]};
+    for (int g = 0; g < 2; ++g) sw[g] += w[g], sm[g] += w[g] * t, sq[g] += w[g] * t * t;
+  }
+  double mean[2], var[2];
+  for (int g = 0; g < 2; ++g) {
+    const double tw = std::max(sw[g], 1e-12);
+    mean[g] = sm[g] / tw;
+    var[g] = std::max(sq[g] / tw - mean[g] * mean[g], 0.0);
+  }
+  s.separation = var[0] + var[1] > 0 ? std::abs(mean[1] - mean[0]) * std::sqrt(2.0 / (var[0] + var[1])) : 0.0;
+  s.posterior = std::move(r1);
+  return s;
+}
+
+// Robust z-scores of the defined entries (NaN elsewhere stays NaN).
+std::vector<double> robust_z(const std::vector<double>& v) {
+  std::vector<double> defined;
+  for (double x : v)
+    if (!std::isnan(x)) defined.push_back(x);
+  std::vector<double> z(v.size(), NAN);
+  if (defined.empty()) return z;
+  const double med = median(defined), scale = kMadToSigma * median_absolute_deviation(defined);
+  for (size_t i = 0; i < v.size(); ++i)
+    if (!std::isnan(v[i])) z[i] = scale > 0 ? (v[i] - med) / scale : 0.0;
+  return z;
+}
+
+class Untangle final : public Defense {
+ public:
+  std::string name() const override { return "untangle"; }
+
+  void fit(const Tensor& features, const std::vector<int64_t>& labels, int64_t num_classes,
+           double poison_fraction) override {
+    check_fit(name(), features, labels, num_classes, poison_fraction);
+    classes_ = indices_by_class(labels, num_classes);
+    n_ = features.dim(0), dim_ = features.dim(1);
+    const Whitening w = fit_pooled_whitening(name(), features, classes_);
+    const auto c_count = classes_.size();
+    splits_.assign(c_count, ClassSplit{});
+    distances_.assign(c_count, {});
+    std::vector<double> gain(c_count, NAN), separation(c_count, NAN);
+    for (size_t c = 0; c < c_count; ++c) {
+      const auto nc = static_cast<int64_t>(classes_[c].size());
+      if (nc == 0) continue;
+      const Tensor z = project(gather_rows(features, classes_[c]), w.mean, w.basis);
+      // Whitened distance to the class mean: the fallback ranking of unflagged classes.
+      const HostMatrix zh = to_host(z);
+      std::vector<double> mu(static_cast<size_t>(zh.cols), 0.0);
+      for (int64_t i = 0; i < nc; ++i)
+        for (int64_t j = 0; j < zh.cols; ++j) mu[j] += zh.row(i)[j] / double(nc);
+      distances_[c].resize(static_cast<size_t>(nc));
+      for (int64_t i = 0; i < nc; ++i) distances_[c][i] = squared_distance(zh.row(i), mu.data(), zh.cols);
+      if (nc < kMinClass) continue;
+      const Pca pca = fit_pca(z, std::min<int64_t>(kDims, z.dim(1)));
+      splits_[c] = split_class(project(z, pca.mean, pca.components), static_cast<uint64_t>(c));
+      gain[c] = splits_[c].gain, separation[c] = splits_[c].separation;
+    }
+    const std::vector<double> zg = robust_z(gain), zs = robust_z(separation);
+    evidence_.assign(c_count, NAN);
+    for (size_t c = 0; c < c_count; ++c)
+      if (!std::isnan(zg[c])) evidence_[c] = zg[c] + zs[c];
+  }
+
+  std::vector<double> score(const Tensor& features, const Tensor& /*logits*/) override {
+    check_score(name(), !evidence_.empty(), features, n_, dim_);
+    std::vector<double> scores(static_cast<size_t>(n_), 0.0);
+    for (size_t c = 0; c < classes_.size(); ++c) {
+      const std::vector<int64_t>& idx = classes_[c];
+      const auto nc = static_cast<int64_t>(idx.size());
+      if (flagged(c)) {
+        for (int64_t i = 0; i < nc; ++i) scores[idx[i]] = 1.0 + evidence_[c] + splits_[c].posterior[i];
+        continue;
+      }
+      std::vector<int64_t> order(static_cast<size_t>(nc));
+      std::iota(order.begin(), order.end(), int64_t{0});
+      const std::vector<double>& d = distances_[c];
+      std::stable_sort(order.begin(), order.end(), [&d](int64_t a, int64_t b) { return d[a] < d[b]; });
+      for (int64_t r = 0; r < nc; ++r) scores[idx[order[r]]] = double(r) / double(nc);
+    }
+    return scores;
+  }
+
+  // The class evidence E_c (NaN for a class too small to test) and whether it is flagged.
+  const std::vector<double>& evidence() const { return evidence_; }
+  bool flagged(size_t c) const { return !std::isnan(evidence_[c]) && evidence_[c] > kFlag; }
+
+ private:
+  std::vector<std::vector<int64_t>> classes_;
+  std::vector<ClassSplit> splits_;
+  std::vector<std::vector<double>> distances_;
+  std::vector<double> evidence_;
+  int64_t n_ = 0, dim_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Defense> make_untangle() { return std::make_unique<Untangle>(); }
+
+}  // namespace sieve::defense_impl
