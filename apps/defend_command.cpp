@@ -210,32 +210,72 @@ void print_rows(const std::vector<DefenseRow>& rows) {
                  r.clean_acc, r.asr, r.recall, r.score_published(), r.precision, r.auroc);
 }
 
-std::vector<DefenseRow> run_offline(const DefendOptions& o) {
-  Features f = load_features(o.offline);
-  if (o.assumed_fraction >= 0) f.poison_fraction = o.assumed_fraction;
-  const int64_t n = static_cast<int64_t>(f.labels.size());
-  const int64_t budget = removal_budget(o.removal_factor, f.poison_fraction, n);
-  std::vector<DefenseRow> rows;
-  for (const std::string& name : chosen_defenses(o.defenses)) {
-    const DetectionMetrics m = detection_metrics(score_with(name, f), f.is_poison, budget);
-    DefenseRow r;
-    r.setting = fs::path(o.offline).stem().string(), r.defense = name;
-    r.recall = m.recall, r.precision = m.precision, r.auroc = m.auroc, r.budget = m.budget;
-    r.removed_poisons = m.removed_poisons, r.poisons = m.poisons;
-    r.clean_acc = NAN, r.asr = NAN;
-    rows.push_back(r);
+// What a dump's folder says of it (setting.json and victim/result.json beside it, when present).
+struct DumpInfo {
+  std::string attack = "?";  // trigger, fraction, target, source classes
+  double victim_acc = NAN, victim_asr = NAN;
+};
+
+DumpInfo describe_dump(const std::string& path) {
+  DumpInfo d;
+  const fs::path dir = fs::path(path).parent_path();
+  if (fs::exists(dir / "setting.json")) {
+    const json st = load_json(dir / "setting.json");
+    std::ostringstream a;
+    a << st.value("trigger", std::string("?")) << ", " << st.value("poisons", 0) << " poisons ("
+      << 100 * st.value("poison_fraction", 0.0) << "%) of " << st.value("train_size", 0) << ", target "
+      << st.value("target", 0) << (st.value("poisons_from_all_classes", false) ? ", from all classes" : "");
+    if (st.contains("assumed_fraction")) a << ", defenses told " << 100 * st["assumed_fraction"].get<double>() << "%";
+    d.attack = a.str();
   }
-  std::fprintf(stderr, "%-22s %8s %7s %9s %7s %7s\n", "defense", "budget", "poisons", "recall", "prec", "auroc");
-  for (const DefenseRow& r : rows)
-    std::fprintf(stderr, "%-22s %8ld %7ld %9.4f %7.4f %7.4f\n", r.defense.c_str(), long(r.budget), long(r.poisons),
-                 r.recall, r.precision, r.auroc);
+  if (fs::exists(dir / "victim" / "result.json")) {
+    const json v = load_json(dir / "victim" / "result.json");
+    d.victim_acc = v.value("clean_acc", NAN), d.victim_asr = v.value("asr", NAN);
+  }
+  return d;
+}
+
+// Scores every dump with every chosen defense; offline.csv and offline.md in --out hold one row
+// per (dump, defense).
+std::vector<DefenseRow> run_offline(const DefendOptions& o) {
+  std::vector<DefenseRow> rows;
+  std::ostringstream csv, md;
+  csv << "features,attack,victim_clean_acc,victim_asr,defense,budget,poisons,removed_poisons,recall,precision,auroc\n";
+  md << "# sieve defend --offline\n\nDetection quality at the budget round(" << o.removal_factor
+     << " * fraction * N) on saved feature dumps; victim accuracy and ASR as recorded beside each dump.\n\n"
+     << "| features | attack | victim acc | victim ASR | defense | budget | poisons | recall | precision | AUROC |\n"
+     << "|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const std::string& path : o.offline) {
+    Features f = load_features(path);
+    if (o.assumed_fraction >= 0) f.poison_fraction = o.assumed_fraction;
+    const DumpInfo info = describe_dump(path);
+    const int64_t n = static_cast<int64_t>(f.labels.size());
+    const int64_t budget = removal_budget(o.removal_factor, f.poison_fraction, n);
+    std::fprintf(stderr, "%s (%s)\n%-22s %8s %7s %9s %7s %7s\n", path.c_str(), info.attack.c_str(), "defense", "budget",
+                 "poisons", "recall", "prec", "auroc");
+    for (const std::string& name : chosen_defenses(o.defenses)) {
+      const DetectionMetrics m = detection_metrics(score_with(name, f), f.is_poison, budget);
+      DefenseRow r;
+      r.setting = path, r.defense = name;
+      r.recall = m.recall, r.precision = m.precision, r.auroc = m.auroc, r.budget = m.budget;
+      r.removed_poisons = m.removed_poisons, r.poisons = m.poisons;
+      r.clean_acc = NAN, r.asr = NAN;
+      rows.push_back(r);
+      std::fprintf(stderr, "%-22s %8ld %7ld %9.4f %7.4f %7.4f\n", r.defense.c_str(), long(r.budget), long(r.poisons),
+                   r.recall, r.precision, r.auroc);
+      csv << path << ",\"" << info.attack << "\"," << info.victim_acc << ',' << info.victim_asr << ',' << r.defense << ','
+          << r.budget << ',' << r.poisons << ',' << r.removed_poisons << ',' << r.recall << ',' << r.precision << ','
+          << r.auroc << '\n';
+      char line[512];
+      std::snprintf(line, sizeof line, "| %s | %s | %.4f | %.4f | %s | %ld | %ld | %.4f | %.4f | %.4f |\n", path.c_str(),
+                    info.attack.c_str(), info.victim_acc, info.victim_asr, r.defense.c_str(), long(r.budget),
+                    long(r.poisons), r.recall, r.precision, r.auroc);
+      md << line;
+    }
+  }
   fs::create_directories(o.out);
-  std::ostringstream csv;
-  csv << "features,defense,budget,poisons,removed_poisons,recall,precision,auroc\n";
-  for (const DefenseRow& r : rows)
-    csv << o.offline << ',' << r.defense << ',' << r.budget << ',' << r.poisons << ',' << r.removed_poisons << ','
-        << r.recall << ',' << r.precision << ',' << r.auroc << '\n';
   write_file_atomic((fs::path(o.out) / "offline.csv").string(), csv.str());
+  write_file_atomic((fs::path(o.out) / "offline.md").string(), md.str());
   return rows;
 }
 
@@ -426,7 +466,8 @@ CLI::App* add_defend_command(CLI::App& app, DefendOptions& o) {
   c->add_option("--precision", o.precision, "fp32 | tf32")->check(CLI::IsMember({"fp32", "tf32"}))
       ->capture_default_str();
   c->add_option("--out", o.out, "output folder (re-running continues a killed benchmark)")->capture_default_str();
-  c->add_option("--offline", o.offline, "a features.safetensors of an earlier run: detection quality only")
+  c->add_option("--offline", o.offline, "features.safetensors of earlier runs: detection quality only")
+      ->expected(1, -1)
       ->check(CLI::ExistingFile);
   c->add_option("--reference", o.reference, "published table (CSV) to print beside sieve's numbers");
   return c;

@@ -28,7 +28,7 @@ struct DefendOptions {
   int64_t train_subset = 0, test_subset = 0;
   bool augment = true;  // RandomCrop(32, pad 4) + HFlip, as published
   std::string device = "auto", precision = "fp32", out = "results/defend";
-  std::string offline;    // features file of an earlier run: score only
+  std::vector<std::string> offline;  // feature dumps of earlier runs: score only
   std::string reference;  // the published table (CSV); default ../shared/reference/defense_benchmark.csv
 };
 

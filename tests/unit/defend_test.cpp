@@ -45,7 +45,7 @@ TEST_CASE("defend: offline mode scores a feature dump with every defense") {
   test::TempDir dir;
   write_dump(dir / "dump.safetensors");
   DefendOptions o;
-  o.offline = dir / "dump.safetensors";
+  o.offline = {dir / "dump.safetensors"};
   o.out = dir / "out";
   const std::vector<DefenseRow> rows = run_defend(o);
   REQUIRE(rows.size() == defense_names().size());
@@ -57,11 +57,12 @@ TEST_CASE("defend: offline mode scores a feature dump with every defense") {
     if (r.defense == "spectral_signature") CHECK(r.recall >= 0.9);
   }
   CHECK(fs::exists(dir / "out/offline.csv"));
+  CHECK(fs::exists(dir / "out/offline.md"));
   write_file_atomic(dir / "bad.safetensors", "not a file");
-  o.offline = dir / "bad.safetensors";
+  o.offline = {dir / "bad.safetensors"};
   CHECK_THROWS_AS(run_defend(o), Error);
   save_safetensors(dir / "nometa.safetensors", {{"features", Tensor::zeros({2, 2})}});
-  o.offline = dir / "nometa.safetensors";
+  o.offline = {dir / "nometa.safetensors"};
   CHECK_THROWS_WITH_AS(run_defend(o), doctest::Contains("not a sieve feature dump"), Error);
 }
 
