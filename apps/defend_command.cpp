@@ -158,11 +158,12 @@ std::vector<PublishedRow> load_published(const std::string& path) {
   return rows;
 }
 
-std::string fmt3(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.3f", v);
+std::string fixed(double v, int digits) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.*f", digits, v);
   return b;
 }
+std::string fmt3(double v) { return fixed(v, 3); }
 
 void write_reports(const fs::path& out, const std::vector<DefenseRow>& rows, const std::vector<PublishedRow>& published,
                    const json& info) {
@@ -266,11 +267,9 @@ std::vector<DefenseRow> run_offline(const DefendOptions& o) {
       csv << path << ",\"" << info.attack << "\"," << info.victim_acc << ',' << info.victim_asr << ',' << r.defense << ','
           << r.budget << ',' << r.poisons << ',' << r.removed_poisons << ',' << r.recall << ',' << r.precision << ','
           << r.auroc << '\n';
-      char line[512];
-      std::snprintf(line, sizeof line, "| %s | %s | %.4f | %.4f | %s | %ld | %ld | %.4f | %.4f | %.4f |\n", path.c_str(),
-                    info.attack.c_str(), info.victim_acc, info.victim_asr, r.defense.c_str(), long(r.budget),
-                    long(r.poisons), r.recall, r.precision, r.auroc);
-      md << line;
+      md << "| " << path << " | " << info.attack << " | " << fixed(info.victim_acc, 4) << " | "
+         << fixed(info.victim_asr, 4) << " | " << r.defense << " | " << r.budget << " | " << r.poisons << " | "
+         << fixed(r.recall, 4) << " | " << fixed(r.precision, 4) << " | " << fixed(r.auroc, 4) << " |\n";
     }
   }
   fs::create_directories(o.out);

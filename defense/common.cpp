@@ -94,6 +94,18 @@ Whitening fit_pooled_whitening(const std::string& name, const Tensor& features,
   return {column_mean(features), to_tensor(basis, features.dtype(), features.device())};
 }
 
+std::vector<double> robust_z(const std::vector<double>& v) {
+  std::vector<double> defined;
+  for (double x : v)
+    if (!std::isnan(x)) defined.push_back(x);
+  std::vector<double> z(v.size(), NAN);
+  if (defined.empty()) return z;
+  const double med = median(defined), scale = kMadToSigma * median_absolute_deviation(defined);
+  for (size_t i = 0; i < v.size(); ++i)
+    if (!std::isnan(v[i])) z[i] = scale > 0 ? (v[i] - med) / scale : 0.0;
+  return z;
+}
+
 double median(std::vector<double> v) {
   SIEVE_CHECK(!v.empty(), "median of no values");
   const size_t h = v.size() / 2;

@@ -58,6 +58,9 @@ double median(std::vector<double> v);
 double median_absolute_deviation(const std::vector<double>& v);
 // 1.4826 * MAD estimates the standard deviation of Gaussian data.
 constexpr double kMadToSigma = 1.4826;
+// Robust z-scores (v - median) / (1.4826 MAD) over the entries that are not NaN; NaN entries stay
+// NaN, and every other one is 0 when the MAD is 0.
+std::vector<double> robust_z(const std::vector<double>& v);
 
 std::unique_ptr<Defense> make_confidence_filter();
 std::unique_ptr<Defense> make_spectral_signature();

@@ -51,7 +51,7 @@ class Scan final : public Defense {
     fit_whitening(features);
 
     models_.assign(classes_.size(), ClassModel{});
-    std::vector<double> statistics;
+    std::vector<double> statistics(classes_.size(), NAN);  // J_c of the fitted classes
     for (size_t c = 0; c < classes_.size(); ++c) {
       const int64_t nc = static_cast<int64_t>(classes_[c].size());
       if (nc < 2) continue;
@@ -88,14 +88,11 @@ class Scan final : public Defense {
       m.log_prior_ratio = count[minority] ? std::log(double(count[minority]) / double(count[1 - minority]))
                                           : -INFINITY;
       m.fitted = true;
-      statistics.push_back(m.statistic);
+      statistics[c] = m.statistic;
     }
-    if (!statistics.empty()) {
-      const double med = median(statistics);
-      const double scale = kMadToSigma * median_absolute_deviation(statistics);
-      for (ClassModel& m : models_)
-        if (m.fitted) m.anomaly_index = scale > 0 ? (m.statistic - med) / scale : 0.0;
-    }
+    const std::vector<double> anomaly = robust_z(statistics);
+    for (size_t c = 0; c < classes_.size(); ++c)
+      if (models_[c].fitted) models_[c].anomaly_index = anomaly[c];
     n_ = n;
   }
 

@@ -163,19 +163,6 @@ ClassSplit split_class(const Tensor& p, uint64_t seed) {
   return s;
 }
 
-// Robust z-scores of the defined entries (NaN elsewhere stays NaN).
-std::vector<double> robust_z(const std::vector<double>& v) {
-  std::vector<double> defined;
-  for (double x : v)
-    if (!std::isnan(x)) defined.push_back(x);
-  std::vector<double> z(v.size(), NAN);
-  if (defined.empty()) return z;
-  const double med = median(defined), scale = kMadToSigma * median_absolute_deviation(defined);
-  for (size_t i = 0; i < v.size(); ++i)
-    if (!std::isnan(v[i])) z[i] = scale > 0 ? (v[i] - med) / scale : 0.0;
-  return z;
-}
-
 class Untangle final : public Defense {
  public:
   std::string name() const override { return "untangle"; }
@@ -196,9 +183,7 @@ class Untangle final : public Defense {
       const Tensor z = project(gather_rows(features, classes_[c]), w.mean, w.basis);
       // Whitened distance to the class mean: the fallback ranking of unflagged classes.
       const HostMatrix zh = to_host(z);
-      std::vector<double> mu(static_cast<size_t>(zh.cols), 0.0);
-      for (int64_t i = 0; i < nc; ++i)
-        for (int64_t j = 0; j < zh.cols; ++j) mu[j] += zh.row(i)[j] / double(nc);
+      const std::vector<double> mu = column_mean(z).to_double();
       distances_[c].resize(static_cast<size_t>(nc));
       for (int64_t i = 0; i < nc; ++i) distances_[c][i] = squared_distance(zh.row(i), mu.data(), zh.cols);
       if (nc < kMinClass) continue;
