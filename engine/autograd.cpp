@@ -33,6 +33,7 @@ void add_into(const Tensor& dst, const Tensor& src) {
     using T = decltype(tag);
     T* d = dst.data<T>();
     const T* s = src.data<T>();
+#pragma omp parallel for simd if (n >= (1 << 15))
     for (int64_t i = 0; i < n; ++i) d[i] += s[i];
   });
 }
@@ -87,6 +88,15 @@ void accumulate(const Tensor& t, const Tensor& g) {
     add_into(current, g);
   else
     t.set_grad(g.clone());
+}
+
+void accumulate_fresh(const Tensor& t, Tensor g) {
+  if (!t.defined() || !t.requires_grad()) return;
+  const Tensor& current = t.grad();
+  if (current.defined())
+    add_into(current, g);
+  else
+    t.set_grad(std::move(g));
 }
 
 size_t tape_size() { return g_tape.size(); }

@@ -37,6 +37,9 @@ void backward(const Tensor& output, const Tensor& seed = Tensor());
 
 // t.grad += g when t requires grad (allocates t.grad on first use; never aliases g).
 void accumulate(const Tensor& t, const Tensor& g);
+// The same for a gradient the caller made for t alone and will not touch again: on first use it
+// becomes t.grad without a copy.
+void accumulate_fresh(const Tensor& t, Tensor g);
 
 size_t tape_size();
 void clear_tape();

@@ -9,6 +9,7 @@ namespace sieve {
 
 namespace {
 Precision g_precision = Precision::fp32;
+bool g_cpu_fast_path = true;
 }
 
 Device parse_device(const std::string& name) {
@@ -30,6 +31,9 @@ Precision parse_precision(const std::string& name) {
 
 void set_precision(Precision p) { g_precision = p; }
 Precision precision() { return g_precision; }
+
+void set_cpu_fast_path(bool on) { g_cpu_fast_path = on; }
+bool cpu_fast_path() { return g_cpu_fast_path; }
 
 #if !SIEVE_WITH_CUDA
 bool cuda_available() { return false; }

@@ -35,11 +35,18 @@ void cuda_empty_cache();
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
 void cuda_synchronize();
 
-// Matrix precision on the GPU: fp32 (exact FMA, the parity default), tf32 (tensor cores for
-// conv/linear, PyTorch's conv default), bf16 (storage/compute in later kernels).
+// Matrix precision: fp32 (exact FMA, the parity default), tf32 (GPU tensor cores for conv/linear,
+// PyTorch's conv default; fp32 on the CPU), bf16 (convolutions compute on bf16 copies of their
+// inputs, with f32 results, master weights, BN statistics and optimiser state; on the CPU through
+// oneDNN's AVX512-BF16 / AMX kernels).
 enum class Precision { fp32, tf32, bf16 };
 Precision parse_precision(const std::string& name);
 void set_precision(Precision p);
 Precision precision();
+
+// The CPU fast path (oneDNN convolutions, fused vectorised kernels) is on by default. Tests turn
+// it off to run the readable reference implementation of every op, the fast path's oracle.
+void set_cpu_fast_path(bool on);
+bool cpu_fast_path();
 
 }  // namespace sieve

@@ -49,7 +49,7 @@ class BasicBlock : public Layer {
         pad_weight_ = pad_weight_.to(x.dtype()).to(x.device());
       s = conv2d(x, pad_weight_, Tensor(), {2, 0, 1});
     }
-    return relu(add(h, s));
+    return add_relu(h, s);
   }
 
   void init_convs(const std::function<void(Tensor&)>& init) {

@@ -5,6 +5,8 @@
 #include <cmath>
 
 #include "engine/autograd.h"
+#include "engine/cpu/kernels.h"
+#include "engine/device.h"
 #include "engine/dispatch.h"
 #if SIEVE_WITH_CUDA
 #include "engine/cuda/batchnorm_cuda.h"
@@ -137,6 +139,27 @@ void backward_cpu(const Tensor& x, const Tensor& y, const Tensor& dy, const Tens
   }
 }
 
+// The CPU fast path's f32 kernels (engine/cpu/kernels.cpp); the loops above are their oracle.
+bool use_fast(const Tensor& x) { return !x.is_cuda() && x.dtype() == DType::f32 && cpu_fast_path(); }
+
+void forward_fast(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                  const Tensor& running_var, const BatchNormParams& p, const Tensor& mean, const Tensor& invstd,
+                  const Tensor& y) {
+  const Extents e = extents(x);
+  cpu::batchnorm_forward_fast({x.data<float>(), weight.data<float>(), bias.data<float>(), running_mean.data<float>(),
+                               running_var.data<float>(), mean.data<float>(), invstd.data<float>(), y.data<float>(),
+                               e.N, e.C, e.HW, p.training, p.fuse_relu, p.momentum, p.eps});
+}
+
+void backward_fast(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& mean, const Tensor& invstd,
+                   const Tensor& weight, bool training, const Tensor& dx, const Tensor& dweight, const Tensor& dbias) {
+  const Extents e = extents(x);
+  cpu::batchnorm_backward_fast({x.data<float>(), y.defined() ? y.data<float>() : nullptr, dy.data<float>(),
+                                mean.data<float>(), invstd.data<float>(), weight.data<float>(),
+                                dx.defined() ? dx.data<float>() : nullptr, dweight.data<float>(),
+                                dbias.data<float>(), e.N, e.C, e.HW, training});
+}
+
 #if SIEVE_WITH_CUDA
 void forward_cuda(const Tensor& x, const Tensor& weight, const Tensor& bias,
                   const Tensor& running_mean, const Tensor& running_var, const BatchNormParams& p,
@@ -181,6 +204,8 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
   if (x.is_cuda()) {
     check_cuda_f32(kOp, x);
     SIEVE_IF_CUDA(forward_cuda(x, weight, bias, running_mean, running_var, p, mean, invstd, y));
+  } else if (use_fast(x)) {
+    forward_fast(x, weight, bias, running_mean, running_var, p, mean, invstd, y);
   } else {
     dispatch_float(kOp, x.dtype(), [&](auto tag) {
       forward_cpu<decltype(tag)>(x, weight, bias, running_mean, running_var, p, mean, invstd, y);
@@ -197,15 +222,17 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
           if (dy.is_cuda()) {
             SIEVE_IF_CUDA(
                 backward_cuda(x, relu_out, dy, mean, invstd, weight, training, dx, dweight, dbias));
+          } else if (use_fast(dy)) {
+            backward_fast(x, relu_out, dy, mean, invstd, weight, training, dx, dweight, dbias);
           } else {
             dispatch_float(kOp, dy.dtype(), [&](auto tag) {
               backward_cpu<decltype(tag)>(x, relu_out, dy, mean, invstd, weight, training, dx,
                                           dweight, dbias);
             });
           }
-          autograd::accumulate(x, dx);
-          autograd::accumulate(weight, dweight);
-          autograd::accumulate(bias, dbias);
+          autograd::accumulate_fresh(x, std::move(dx));
+          autograd::accumulate_fresh(weight, std::move(dweight));
+          autograd::accumulate_fresh(bias, std::move(dbias));
         });
   }
   return y;

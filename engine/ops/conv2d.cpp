@@ -6,6 +6,8 @@
 
 #include "engine/autograd.h"
 #include "engine/blas.h"
+#include "engine/cpu/onednn.h"
+#include "engine/device.h"
 #include "engine/dispatch.h"
 #include "engine/ops/linear.h"
 #if SIEVE_WITH_CUDA
@@ -229,6 +231,14 @@ void depthwise_backward_filter_cpu(const T* x, const T* dy, T* dw, const Geometr
   }
 }
 
+// f32 on the CPU goes to oneDNN unless the reference path is asked for (tests); f64 always runs
+// the reference.
+bool use_onednn(const Tensor& t) { return t.dtype() == DType::f32 && cpu_fast_path(); }
+bool onednn_bf16() { return precision() == Precision::bf16; }
+cpu::ConvShape onednn_shape(const Geometry& g) {
+  return {g.n, g.c, g.h, g.w, g.k, g.r, g.s, g.p, g.q, g.stride, g.pad, g.groups};
+}
+
 #if SIEVE_WITH_CUDA
 // cuDNN describes tensors with 32-bit sizes and strides.
 cuda::ConvShape cuda_shape(const Geometry& g) {
@@ -247,6 +257,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
   if (x.is_cuda()) {
     check_cuda_f32("conv2d", x);
     SIEVE_IF_CUDA(cuda::conv2d_forward(cuda_shape(g), x.data<float>(), w.data<float>(), y.data<float>()));
+  } else if (use_onednn(x)) {
+    cpu::conv2d_forward_onednn(onednn_shape(g), x.data<float>(), w.data<float>(), y.data<float>(), onednn_bf16());
   } else {
     dispatch_float("conv2d", x.dtype(), [&](auto tag) {
       using T = decltype(tag);
@@ -265,6 +277,9 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
         if (dy.is_cuda()) {
           SIEVE_IF_CUDA(cuda::conv2d_backward_data(cuda_shape(g), w.data<float>(), dy.data<float>(),
                                                    dx.data<float>()));
+        } else if (use_onednn(dy)) {
+          cpu::conv2d_backward_data_onednn(onednn_shape(g), w.data<float>(), dy.data<float>(), dx.data<float>(),
+                                           onednn_bf16());
         } else {
           dispatch_float("conv2d backward", dy.dtype(), [&](auto tag) {
             using T = decltype(tag);
@@ -274,13 +289,16 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
               conv2d_backward_data_cpu(w.data<T>(), dy.data<T>(), dx.data<T>(), g);
           });
         }
-        autograd::accumulate(x, dx);
+        autograd::accumulate_fresh(x, std::move(dx));
       }
       if (w.requires_grad()) {
         Tensor dw = Tensor::empty_like(w);
         if (dy.is_cuda()) {
           SIEVE_IF_CUDA(cuda::conv2d_backward_filter(cuda_shape(g), x.data<float>(), dy.data<float>(),
                                                      dw.data<float>()));
+        } else if (use_onednn(dy)) {
+          cpu::conv2d_backward_filter_onednn(onednn_shape(g), x.data<float>(), dy.data<float>(), dw.data<float>(),
+                                             onednn_bf16());
         } else {
           dispatch_float("conv2d backward", dy.dtype(), [&](auto tag) {
             using T = decltype(tag);
@@ -290,7 +308,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
               conv2d_backward_filter_cpu(x.data<T>(), dy.data<T>(), dw.data<T>(), g);
           });
         }
-        autograd::accumulate(w, dw);
+        autograd::accumulate_fresh(w, std::move(dw));
       }
       if (bias.requires_grad()) autograd::accumulate(bias, channel_bias_grad(dy));
     });

@@ -13,6 +13,10 @@ namespace sieve {
 
 namespace {
 
+// Elementwise CPU loops are threaded from this many elements on; below it waking the thread pool
+// costs more than the loop. Threading does not change any result.
+constexpr int64_t kParallelMin = 1 << 15;
+
 // y = clamp(x, 0, cap) and its backward, shared by relu (cap = inf) and relu6.
 Tensor clamp_op(const char* op, const Tensor& x, double cap) {
   Tensor y = Tensor::empty_like(x);
@@ -25,6 +29,7 @@ Tensor clamp_op(const char* op, const Tensor& x, double cap) {
       using T = decltype(tag);
       const T* xp = x.data<T>();
       T* yp = y.data<T>();
+#pragma omp parallel for simd if (n >= kParallelMin)
       for (int64_t i = 0; i < n; ++i) yp[i] = std::min(std::max(xp[i], T(0)), static_cast<T>(cap));
     });
   }
@@ -41,10 +46,11 @@ Tensor clamp_op(const char* op, const Tensor& x, double cap) {
           const T* yp = y.data<T>();
           const T* g = dy.data<T>();
           T* d = dx.data<T>();
+#pragma omp parallel for simd if (n >= kParallelMin)
           for (int64_t i = 0; i < n; ++i) d[i] = (yp[i] > T(0) && yp[i] < static_cast<T>(cap)) ? g[i] : T(0);
         });
       }
-      autograd::accumulate(x, dx);
+      autograd::accumulate_fresh(x, std::move(dx));
     });
   }
   return y;
@@ -62,6 +68,7 @@ Tensor scaled(const Tensor& x, double s) {
       using T = decltype(tag);
       const T* xp = x.data<T>();
       T* yp = y.data<T>();
+#pragma omp parallel for simd if (n >= kParallelMin)
       for (int64_t i = 0; i < n; ++i) yp[i] = static_cast<T>(s) * xp[i];
     });
   }
@@ -80,8 +87,69 @@ Tensor multiplied(const Tensor& a, const Tensor& b) {
       const T* ap = a.data<T>();
       const T* bp = b.data<T>();
       T* yp = y.data<T>();
+#pragma omp parallel for simd if (n >= kParallelMin)
       for (int64_t i = 0; i < n; ++i) yp[i] = ap[i] * bp[i];
     });
+  }
+  return y;
+}
+
+// y = a + b, then max(y, 0) when relu: the residual join of ResNet blocks in one pass.
+Tensor add_op(const char* op, const Tensor& a, const Tensor& b, bool relu) {
+  check_same_shape(op, a, "a", b, "b");
+  check_same_device(op, a, b);
+  SIEVE_CHECK(a.dtype() == b.dtype(), op, ": dtypes ", dtype_name(a.dtype()), " and ",
+              dtype_name(b.dtype()), " differ");
+  Tensor y = Tensor::empty_like(a);
+  const int64_t n = a.numel();
+  if (a.is_cuda()) {
+    check_cuda_f32(op, a);
+    SIEVE_IF_CUDA(cuda::add(a.data<float>(), b.data<float>(), y.data<float>(), n));
+    if (relu)
+      SIEVE_IF_CUDA(cuda::clamp_forward(y.data<float>(), y.data<float>(), n, std::numeric_limits<float>::infinity()));
+  } else {
+    dispatch_float(op, a.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      const T* ap = a.data<T>();
+      const T* bp = b.data<T>();
+      T* yp = y.data<T>();
+      if (relu) {
+#pragma omp parallel for simd if (n >= kParallelMin)
+        for (int64_t i = 0; i < n; ++i) yp[i] = std::max(ap[i] + bp[i], T(0));
+      } else {
+#pragma omp parallel for simd if (n >= kParallelMin)
+        for (int64_t i = 0; i < n; ++i) yp[i] = ap[i] + bp[i];
+      }
+    });
+  }
+  if (autograd::needs_grad({&a, &b})) {
+    if (!relu) {
+      autograd::record(y, [a, b](const Tensor& dy) {
+        autograd::accumulate(a, dy);
+        autograd::accumulate(b, dy);
+      });
+    } else {
+      autograd::record(y, [a, b, y, op](const Tensor& dy) {
+        // The gradient of both inputs is dy where y > 0: the ReLU's backward, computed once.
+        Tensor d = Tensor::empty_like(dy);
+        const int64_t n = dy.numel();
+        if (dy.is_cuda()) {
+          SIEVE_IF_CUDA(cuda::clamp_backward(y.data<float>(), dy.data<float>(), d.data<float>(), n,
+                                             std::numeric_limits<float>::infinity()));
+        } else {
+          dispatch_float(op, dy.dtype(), [&](auto tag) {
+            using T = decltype(tag);
+            const T* yp = y.data<T>();
+            const T* g = dy.data<T>();
+            T* dp = d.data<T>();
+#pragma omp parallel for simd if (n >= kParallelMin)
+            for (int64_t i = 0; i < n; ++i) dp[i] = yp[i] > T(0) ? g[i] : T(0);
+          });
+        }
+        autograd::accumulate(a, d);
+        autograd::accumulate_fresh(b, std::move(d));
+      });
+    }
   }
   return y;
 }
@@ -90,34 +158,8 @@ Tensor multiplied(const Tensor& a, const Tensor& b) {
 
 Tensor relu(const Tensor& x) { return clamp_op("relu", x, std::numeric_limits<double>::infinity()); }
 Tensor relu6(const Tensor& x) { return clamp_op("relu6", x, 6.0); }
-
-Tensor add(const Tensor& a, const Tensor& b) {
-  check_same_shape("add", a, "a", b, "b");
-  check_same_device("add", a, b);
-  SIEVE_CHECK(a.dtype() == b.dtype(), "add: dtypes ", dtype_name(a.dtype()), " and ",
-              dtype_name(b.dtype()), " differ");
-  Tensor y = Tensor::empty_like(a);
-  const int64_t n = a.numel();
-  if (a.is_cuda()) {
-    check_cuda_f32("add", a);
-    SIEVE_IF_CUDA(cuda::add(a.data<float>(), b.data<float>(), y.data<float>(), n));
-  } else {
-    dispatch_float("add", a.dtype(), [&](auto tag) {
-      using T = decltype(tag);
-      const T* ap = a.data<T>();
-      const T* bp = b.data<T>();
-      T* yp = y.data<T>();
-      for (int64_t i = 0; i < n; ++i) yp[i] = ap[i] + bp[i];
-    });
-  }
-  if (autograd::needs_grad({&a, &b})) {
-    autograd::record(y, [a, b](const Tensor& dy) {
-      autograd::accumulate(a, dy);
-      autograd::accumulate(b, dy);
-    });
-  }
-  return y;
-}
+Tensor add(const Tensor& a, const Tensor& b) { return add_op("add", a, b, false); }
+Tensor add_relu(const Tensor& a, const Tensor& b) { return add_op("add_relu", a, b, true); }
 
 Tensor scale(const Tensor& x, double s) {
   Tensor y = scaled(x, s);

@@ -104,12 +104,12 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
       if (x.requires_grad()) {
         Tensor dx = Tensor::empty_like(x);
         matmul("linear backward", false, false, batch, in, out, dy, w, dx);  // dx = dy w
-        autograd::accumulate(x, dx);
+        autograd::accumulate_fresh(x, std::move(dx));
       }
       if (w.requires_grad()) {
         Tensor dw = Tensor::empty_like(w);
         matmul("linear backward", true, false, out, in, batch, dy, x, dw);  // dw = dy^T x
-        autograd::accumulate(w, dw);
+        autograd::accumulate_fresh(w, std::move(dw));
       }
       if (bias.requires_grad()) autograd::accumulate(bias, channel_bias_grad(dy));
     });

@@ -154,7 +154,7 @@ Tensor pool2d(const char* op, PoolKind kind, const Tensor& x, int kernel, int st
           pool_backward_cpu(kind, x.data<T>(), dy.data<T>(), dx.data<T>(), s);
         });
       }
-      autograd::accumulate(x, dx);
+      autograd::accumulate_fresh(x, std::move(dx));
     });
   }
   return y;
@@ -207,7 +207,7 @@ Tensor global_avg_pool(const Tensor& x) {
             d[i] = static_cast<T>(g[i / HW] / static_cast<double>(HW));
         });
       }
-      autograd::accumulate(x, dx);
+      autograd::accumulate_fresh(x, std::move(dx));
     });
   }
   return y;

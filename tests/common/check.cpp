@@ -128,6 +128,31 @@ void parity(const OpFn& f, const std::vector<Tensor>& cpu_inputs, const std::str
   }
 }
 
+void fast_path_parity(const OpFn& f, const std::vector<Tensor>& inputs, const std::string& what, Tol forward,
+                      Tol grad) {
+  auto copies = [&] {
+    std::vector<Tensor> c;
+    for (const Tensor& x : inputs) c.push_back(x.requires_grad() ? leaf(x) : x.clone());
+    return c;
+  };
+  auto run = [&](bool fast, const std::vector<Tensor>& in) {
+    FastPathScope scope(fast);
+    autograd::clear_tape();
+    const Tensor y = f(in);
+    const Tensor seed = random_tensor(y.shape(), 0xfeed, -1.0, 1.0, y.dtype());
+    if (y.requires_grad()) autograd::backward(y, seed);
+    return y;
+  };
+  const std::vector<Tensor> ref_in = copies(), fast_in = copies();
+  const Tensor y_ref = run(false, ref_in);
+  const Tensor y_fast = run(true, fast_in);
+  expect_close(y_fast, y_ref, forward, what + ": forward");
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    if (!inputs[k].requires_grad()) continue;
+    expect_close(fast_in[k].grad(), ref_in[k].grad(), grad, what + ": gradient of input " + std::to_string(k));
+  }
+}
+
 TempDir::TempDir() {
   static int counter = 0;
   path = std::filesystem::temp_directory_path() / cat("sieve_test_", ::getpid(), "_", counter++);

@@ -45,6 +45,19 @@ void gradcheck(const OpFn& f, const std::vector<Tensor>& inputs, const std::stri
 void parity(const OpFn& f, const std::vector<Tensor>& cpu_inputs, const std::string& what,
             Tol forward = kForward, Tol grad = kGrad);
 
+// Runs f twice on copies of the same f32 CPU inputs, once through the readable reference
+// implementation (cpu_fast_path off) and once through the CPU fast path, seeds both backward
+// passes with the same random gradient, and compares the outputs and every input gradient.
+void fast_path_parity(const OpFn& f, const std::vector<Tensor>& inputs, const std::string& what,
+                      Tol forward = kForward, Tol grad = kGrad);
+
+// Turns the CPU fast path on or off for one scope and restores the previous setting.
+struct FastPathScope {
+  explicit FastPathScope(bool on) : previous(cpu_fast_path()) { set_cpu_fast_path(on); }
+  ~FastPathScope() { set_cpu_fast_path(previous); }
+  bool previous;
+};
+
 // A copy that requires grad (a fresh leaf).
 Tensor leaf(const Tensor& t);
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Golden fixtures: sieve's models rebuilt in PyTorch (the layouts of torchvision and of the
-common CIFAR reference code, written out here so only torch is needed), run on one small batch
-and exported to safetensors, so sieve's C++ tests can match PyTorch tensor by tensor.
+common CIFAR reference code, written out in apps/bench/torch_models.py so only torch is needed),
+run on one small batch and exported to safetensors, so sieve's C++ tests can match PyTorch
+tensor by tensor.
 
 Each fixture holds the input batch and labels, train-mode logits, features and loss, the
 gradient of every parameter, eval-mode logits, and the parameters and loss after each of 3 SGD
@@ -17,12 +18,15 @@ fixtures small. Dropout runs at p = 0 (its random masks are not PyTorch's).
 Regenerate (CPU PyTorch from PyPI):  python3 tests/golden/make_fixtures.py
 """
 import os
+import sys
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "apps", "bench"))
+from torch_models import make_model  # noqa: E402
 
 FULL_LIMIT = 4096   # tensors larger than this are stored as SAMPLE elements + norm
 SAMPLE = 256
@@ -89,123 +93,12 @@ def sample_index(n):
 
 
 # ---------------------------------------------------------------- models
-class BasicBlock(nn.Module):
-    def __init__(self, inp, planes, stride, shortcut):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inp, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.pad = None
-        if stride != 1 or inp != planes:
-            if shortcut == "zero_pad":  # He et al. option A
-                self.pad = planes // 4
-            else:
-                setattr(self, shortcut, nn.Sequential(nn.Conv2d(inp, planes, 1, stride, bias=False),
-                                                      nn.BatchNorm2d(planes)))
-        self.shortcut_name = shortcut
-
-    def forward(self, x):
-        h = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        if self.pad is not None:
-            s = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
-        elif hasattr(self, self.shortcut_name) and isinstance(getattr(self, self.shortcut_name), nn.Module):
-            s = getattr(self, self.shortcut_name)(x)
-        else:
-            s = x
-        return F.relu(h + s)
-
-
-class ResNet(nn.Module):
-    def __init__(self, widths, blocks, shortcut, fc_name, classes):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(widths[0])
-        inp = widths[0]
-        for s, (w, n) in enumerate(zip(widths, blocks)):
-            layers = []
-            for b in range(n):
-                layers.append(BasicBlock(inp, w, 2 if (s > 0 and b == 0) else 1, shortcut))
-                inp = w
-            setattr(self, f"layer{s + 1}", nn.Sequential(*layers))
-        self.nstages = len(widths)
-        self.fc_name = fc_name
-        setattr(self, fc_name, nn.Linear(inp, classes))
-
-    def forward(self, x):
-        h = F.relu(self.bn1(self.conv1(x)))
-        for s in range(self.nstages):
-            h = getattr(self, f"layer{s + 1}")(h)
-        f = h.mean(dim=(2, 3))
-        return f, getattr(self, self.fc_name)(f)
-
-
-def conv_bn_relu6(inp, out, k, stride, groups):
-    return nn.Sequential(nn.Conv2d(inp, out, k, stride, (k - 1) // 2, groups=groups, bias=False),
-                         nn.BatchNorm2d(out), nn.ReLU6())
-
-
-class InvertedResidual(nn.Module):
-    def __init__(self, inp, out, stride, t):
-        super().__init__()
-        hidden = inp * t
-        layers = [] if t == 1 else [conv_bn_relu6(inp, hidden, 1, 1, 1)]
-        layers += [conv_bn_relu6(hidden, hidden, 3, stride, hidden),
-                   nn.Conv2d(hidden, out, 1, 1, 0, bias=False), nn.BatchNorm2d(out)]
-        self.conv = nn.Sequential(*layers)
-        self.res = stride == 1 and inp == out
-
-    def forward(self, x):
-        return x + self.conv(x) if self.res else self.conv(x)
-
-
-class MobileNetV2(nn.Module):
-    """torchvision's MobileNetV2 with the CIFAR strides (stem and the 24-channel stage at 1)."""
-
-    def __init__(self, classes):
-        super().__init__()
-        plan = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
-                (6, 320, 1, 1)]
-        feats = [conv_bn_relu6(3, 32, 3, 1, 1)]
-        inp = 32
-        for t, c, n, s in plan:
-            for b in range(n):
-                feats.append(InvertedResidual(inp, c, s if b == 0 else 1, t))
-                inp = c
-        feats.append(conv_bn_relu6(inp, 1280, 1, 1, 1))
-        self.features = nn.Sequential(*feats)
-        self.classifier = nn.Sequential(nn.Dropout(0.0), nn.Linear(1280, classes))
-
-    def forward(self, x):
-        f = self.features(x).mean(dim=(2, 3))
-        return f, self.classifier(f)
-
-
-class Vgg16Bn(nn.Module):
-    def __init__(self, classes):
-        super().__init__()
-        layers, inp = [], 3
-        for v in [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]:
-            if v == "M":
-                layers.append(nn.MaxPool2d(2, 2))
-            else:
-                layers += [nn.Conv2d(inp, v, 3, padding=1), nn.BatchNorm2d(v), nn.ReLU()]
-                inp = v
-        self.features = nn.Sequential(*layers)
-        self.classifier = nn.Sequential(nn.Dropout(0.0), nn.Linear(512, 512), nn.ReLU(), nn.Dropout(0.0),
-                                        nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, classes))
-
-    def forward(self, x):
-        h = torch.flatten(self.features(x), 1)
-        f = self.classifier[:6](h)
-        return f, self.classifier[6](f)
-
-
+# name -> (classes, full): full fixtures also hold every gradient and the 3 SGD steps.
 MODELS = {
-    "resnet20": (lambda: ResNet([16, 32, 64], [3, 3, 3], "zero_pad", "linear", 10), True),
-    "mobilenet_v2": (lambda: MobileNetV2(10), True),
-    "resnet18": (lambda: ResNet([64, 128, 256, 512], [2, 2, 2, 2], "downsample", "fc", 10), False),
-    "vgg16_bn": (lambda: Vgg16Bn(100), False),
+    "resnet20": (10, True),
+    "mobilenet_v2": (10, True),
+    "resnet18": (10, False),
+    "vgg16_bn": (100, False),
 }
 
 
@@ -221,7 +114,7 @@ def put(out, key, t):
 
 def make(name, full):
     torch.manual_seed(0)
-    model = MODELS[name][0]()
+    model = make_model(name, MODELS[name][0], dropout=False)
     with torch.no_grad():
         for k, t in model.state_dict().items():
             t.copy_(golden_values(k, tuple(t.shape)))

@@ -1,0 +1,41 @@
+// The CPU fast path's own kernels (f32): batch normalisation (+ ReLU) forward and backward, vectorised
+// and threaded over channels, with per-plane f32 sums gathered in f64. Each op's readable
+// reference (engine/ops/*.cpp, f32 and f64) stays the oracle; tests compare the two op by op.
+#pragma once
+#include <cstdint>
+
+namespace sieve::cpu {
+
+// x, y: (N, C, HW). Training: batch statistics into mean / invstd (C,) and the running stats
+// updated as PyTorch does (unbiased running variance); eval: normalises with the running stats.
+struct BatchNormForward {
+  const float *x, *weight, *bias;
+  float *running_mean, *running_var;
+  float *mean, *invstd, *y;
+  int64_t n, c, hw;
+  bool training, relu;
+  double momentum, eps;
+};
+void batchnorm_forward_fast(const BatchNormForward& a);
+
+// y is the forward output, read only with a fused ReLU (the gradient flows where y > 0); dx may
+// be null. dweight = sum(g * xhat), dbias = sum(g) per channel.
+struct BatchNormBackward {
+  const float *x, *y, *dy, *mean, *invstd, *weight;
+  float *dx, *dweight, *dbias;
+  int64_t n, c, hw;
+  bool training;
+};
+void batchnorm_backward_fast(const BatchNormBackward& a);
+
+// The same kernels compiled for any x86-64 and with AVX-512; the entry points above choose.
+namespace generic {
+void batchnorm_forward_fast(const BatchNormForward& a);
+void batchnorm_backward_fast(const BatchNormBackward& a);
+}  // namespace generic
+namespace avx512 {
+void batchnorm_forward_fast(const BatchNormForward& a);
+void batchnorm_backward_fast(const BatchNormBackward& a);
+}  // namespace avx512
+
+}  // namespace sieve::cpu

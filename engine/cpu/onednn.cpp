@@ -1,0 +1,223 @@
+// All of sieve's oneDNN code: convolution forward / backward-data / backward-weights plans cached
+// by shape, and the GEMM peak measurement. A plan holds its primitive, the layouts oneDNN chose
+// for each operand (format_tag::any: blocked layouts such as nChw16c for AVX-512), persistent
+// buffers in those layouts and the reorders between them and sieve's plain NCHW / OIHW f32
+// buffers. Building a plan is slow (oneDNN generates code); running one allocates nothing.
+// sieve runs ops from one host thread, so the cache needs no lock; oneDNN threads each primitive
+// with OpenMP, the same pool as OpenBLAS and sieve's own loops.
+#include "engine/cpu/onednn.h"
+
+#include <array>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <unordered_map>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <vector>
+
+#include "engine/error.h"
+
+namespace sieve::cpu {
+
+namespace {
+
+using dnnl::memory;
+using dt = memory::data_type;
+using tag = memory::format_tag;
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+dnnl::stream& cpu_stream() {
+  static dnnl::stream s(cpu_engine());
+  return s;
+}
+
+// One operand of a primitive: the caller's plain f32 buffer and the primitive's own layout and
+// dtype. When the two differ the operand owns a buffer in the primitive's layout and reorders
+// between them; when they are equal the primitive works on the caller's buffer directly.
+class Operand {
+ public:
+  Operand() = default;
+  Operand(const memory::desc& plain, const memory::desc& inner)
+      : user_(plain, cpu_engine(), DNNL_MEMORY_NONE) {
+    if (plain != inner) inner_ = memory(inner, cpu_engine());
+  }
+
+  // The memory a primitive reads: the caller's data, reordered into the primitive's layout.
+  memory input(const float* data) {
+    user_.set_data_handle(const_cast<float*>(data));
+    if (!inner_) return user_;
+    if (!to_inner_) to_inner_ = dnnl::reorder(user_, inner_);
+    to_inner_.execute(cpu_stream(), user_, inner_);
+    return inner_;
+  }
+
+  // The memory a primitive writes; finish_output() moves it into the caller's buffer.
+  memory output(float* data) {
+    user_.set_data_handle(data);
+    return inner_ ? inner_ : user_;
+  }
+  void finish_output() {
+    if (!inner_) return;
+    if (!to_user_) to_user_ = dnnl::reorder(inner_, user_);
+    to_user_.execute(cpu_stream(), inner_, user_);
+  }
+
+ private:
+  memory user_, inner_;
+  dnnl::reorder to_inner_, to_user_;
+};
+
+enum class Pass : int64_t { forward, backward_data, backward_weights };
+
+// Plain descriptions of the three tensors of a convolution, in sieve's layouts (all f32).
+memory::desc plain_x(const ConvShape& g) { return {{g.n, g.c, g.h, g.w}, dt::f32, tag::nchw}; }
+memory::desc plain_y(const ConvShape& g) { return {{g.n, g.k, g.p, g.q}, dt::f32, tag::nchw}; }
+memory::desc plain_w(const ConvShape& g) {
+  if (g.groups == 1) return {{g.k, g.c, g.r, g.s}, dt::f32, tag::oihw};
+  return {{g.groups, g.k / g.groups, g.c / g.groups, g.r, g.s}, dt::f32, tag::goihw};
+}
+
+// The same shapes with any layout, in the compute dtype (bf16 inputs) or f32 (results).
+memory::desc any_like(const memory::desc& d, dt type) { return {d.dims(), type, tag::any}; }
+
+dnnl::convolution_forward::primitive_desc forward_pd(const ConvShape& g, bool bf16) {
+  const dt in = bf16 ? dt::bf16 : dt::f32;
+  const memory::dims stride{g.stride, g.stride}, pad{g.pad, g.pad};
+  dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                    any_like(plain_x(g), in), any_like(plain_w(g), in),
+                                    any_like(plain_y(g), dt::f32), stride, pad, pad);
+  return {d, cpu_engine()};
+}
+
+// One pass of one convolution shape: the primitive and its three operands, in argument order
+// (forward: x, w -> y; backward data: dy, w -> dx; backward weights: x, dy -> dw).
+struct Plan {
+  dnnl::primitive primitive;
+  int arg_a, arg_b, arg_out;
+  Operand a, b, out;
+  std::string impl;
+
+  void run(const float* a_data, const float* b_data, float* out_data) {
+    const std::unordered_map<int, memory> args{
+        {arg_a, a.input(a_data)}, {arg_b, b.input(b_data)}, {arg_out, out.output(out_data)}};
+    primitive.execute(cpu_stream(), args);
+    out.finish_output();
+    cpu_stream().wait();
+  }
+};
+
+std::unique_ptr<Plan> make_plan(const ConvShape& g, bool bf16, Pass pass) {
+  const dt in = bf16 ? dt::bf16 : dt::f32;
+  const memory::dims stride{g.stride, g.stride}, pad{g.pad, g.pad};
+  const auto fwd = forward_pd(g, bf16);
+  auto plan = std::make_unique<Plan>();
+  if (pass == Pass::forward) {
+    plan->primitive = dnnl::convolution_forward(fwd);
+    plan->arg_a = DNNL_ARG_SRC, plan->arg_b = DNNL_ARG_WEIGHTS, plan->arg_out = DNNL_ARG_DST;
+    plan->a = Operand(plain_x(g), fwd.src_desc());
+    plan->b = Operand(plain_w(g), fwd.weights_desc());
+    plan->out = Operand(plain_y(g), fwd.dst_desc());
+    plan->impl = fwd.impl_info_str();
+  } else if (pass == Pass::backward_data) {
+    dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, any_like(plain_x(g), dt::f32),
+                                            any_like(plain_w(g), in), any_like(plain_y(g), in), stride, pad, pad);
+    dnnl::convolution_backward_data::primitive_desc pd(d, cpu_engine(), fwd);
+    plan->primitive = dnnl::convolution_backward_data(pd);
+    plan->arg_a = DNNL_ARG_DIFF_DST, plan->arg_b = DNNL_ARG_WEIGHTS, plan->arg_out = DNNL_ARG_DIFF_SRC;
+    plan->a = Operand(plain_y(g), pd.diff_dst_desc());
+    plan->b = Operand(plain_w(g), pd.weights_desc());
+    plan->out = Operand(plain_x(g), pd.diff_src_desc());
+    plan->impl = pd.impl_info_str();
+  } else {
+    dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, any_like(plain_x(g), in),
+                                               any_like(plain_w(g), dt::f32), any_like(plain_y(g), in), stride,
+                                               pad, pad);
+    dnnl::convolution_backward_weights::primitive_desc pd(d, cpu_engine(), fwd);
+    plan->primitive = dnnl::convolution_backward_weights(pd);
+    plan->arg_a = DNNL_ARG_SRC, plan->arg_b = DNNL_ARG_DIFF_DST, plan->arg_out = DNNL_ARG_DIFF_WEIGHTS;
+    plan->a = Operand(plain_x(g), pd.src_desc());
+    plan->b = Operand(plain_y(g), pd.diff_dst_desc());
+    plan->out = Operand(plain_w(g), pd.diff_weights_desc());
+    plan->impl = pd.impl_info_str();
+  }
+  return plan;
+}
+
+using PlanKey = std::array<int64_t, 14>;
+
+Plan& plan_for(const ConvShape& g, bool bf16, Pass pass) {
+  static std::map<PlanKey, std::unique_ptr<Plan>> cache;
+  const PlanKey key{g.n, g.c, g.h, g.w, g.k, g.r, g.s, g.p, g.q, g.stride, g.pad, g.groups, bf16,
+                    static_cast<int64_t>(pass)};
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  try {
+    return *cache.emplace(key, make_plan(g, bf16, pass)).first->second;
+  } catch (const dnnl::error& e) {
+    fail("conv2d: oneDNN has no ", bf16 ? "bf16" : "f32", " convolution for x (", g.n, ", ", g.c, ", ", g.h, ", ",
+         g.w, "), ", g.k, " filters ", g.r, "x", g.s, ", stride ", g.stride, ", padding ", g.pad, ", groups ",
+         g.groups, ": ", e.what());
+  }
+}
+
+}  // namespace
+
+void conv2d_forward_onednn(const ConvShape& g, const float* x, const float* w, float* y, bool bf16) {
+  plan_for(g, bf16, Pass::forward).run(x, w, y);
+}
+
+void conv2d_backward_data_onednn(const ConvShape& g, const float* w, const float* dy, float* dx, bool bf16) {
+  plan_for(g, bf16, Pass::backward_data).run(dy, w, dx);
+}
+
+void conv2d_backward_filter_onednn(const ConvShape& g, const float* x, const float* dy, float* dw, bool bf16) {
+  plan_for(g, bf16, Pass::backward_weights).run(x, dy, dw);
+}
+
+std::string conv2d_onednn_impl(const ConvShape& g, bool bf16) { return plan_for(g, bf16, Pass::forward).impl; }
+
+std::string onednn_version() {
+  const dnnl_version_t* v = dnnl::version();
+  const char* isa = "unknown";
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::avx2: isa = "avx2"; break;
+    case dnnl::cpu_isa::avx512_core: isa = "avx512_core"; break;
+    case dnnl::cpu_isa::avx512_core_vnni: isa = "avx512_core_vnni"; break;
+    case dnnl::cpu_isa::avx512_core_bf16: isa = "avx512_core_bf16"; break;
+    case dnnl::cpu_isa::avx512_core_amx: isa = "avx512_core_amx"; break;
+    default: break;
+  }
+  return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch) +
+         " (" + (v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other runtime") + ", isa " + isa + ")";
+}
+
+double gemm_peak_tflops(int64_t size, bool bf16, int repeats) {
+  const dt in = bf16 ? dt::bf16 : dt::f32;
+  const memory::dims square{size, size};
+  const memory::desc a_md(square, in, tag::ab), c_md(square, dt::f32, tag::ab);
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, a_md, c_md), cpu_engine());
+  dnnl::matmul mm(pd);
+  // Inputs hold small values so neither dtype overflows; their content does not change the time.
+  std::vector<float> fill(static_cast<size_t>(size * size));
+  for (size_t i = 0; i < fill.size(); ++i) fill[i] = static_cast<float>(i % 7) * 0.125f - 0.375f;
+  memory user({square, dt::f32, tag::ab}, cpu_engine(), fill.data());
+  memory a(a_md, cpu_engine()), b(a_md, cpu_engine()), c(c_md, cpu_engine());
+  dnnl::reorder(user, a).execute(cpu_stream(), user, a);
+  dnnl::reorder(user, b).execute(cpu_stream(), user, b);
+  cpu_stream().wait();
+  double best = 0;
+  for (int i = 0; i <= repeats; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    mm.execute(cpu_stream(), {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+    cpu_stream().wait();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (i > 0) best = std::max(best, 2.0 * double(size) * double(size) * double(size) / s / 1e12);
+  }
+  return best;
+}
+
+}  // namespace sieve::cpu

@@ -1,0 +1,34 @@
+// The CPU fast path for convolution: oneDNN (the CPU counterpart of cuDNN), forward and both
+// backward passes, f32 tensors in and out in sieve's NCHW layout. Inside, oneDNN picks its own
+// blocked layouts (reordered in and out) and, with bf16, computes on bf16 copies of the inputs
+// (AVX512-BF16 / AMX) while results stay f32. All oneDNN code lives in onednn.cpp, with primitives
+// cached by shape as the cuDNN code caches its plans. Checked op by op against the reference
+// im2col + GEMM path in tests/unit/conv2d_test.cpp.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace sieve::cpu {
+
+// One convolution's sizes: x (n, c, h, w), w (k, c/groups, r, s), y (n, k, p, q).
+struct ConvShape {
+  int64_t n, c, h, w, k, r, s, p, q, stride, pad, groups;
+};
+
+void conv2d_forward_onednn(const ConvShape& g, const float* x, const float* w, float* y, bool bf16);
+void conv2d_backward_data_onednn(const ConvShape& g, const float* w, const float* dy, float* dx, bool bf16);
+void conv2d_backward_filter_onednn(const ConvShape& g, const float* x, const float* dy, float* dw, bool bf16);
+
+// The implementation oneDNN chose for a shape's forward pass, e.g. "brg:avx512_core" (for
+// benchmarks and for tests that must not run a reference kernel by accident).
+std::string conv2d_onednn_impl(const ConvShape& g, bool bf16);
+
+// "oneDNN 2.6.3 (cpu runtime OpenMP, isa avx512_core_bf16)".
+std::string onednn_version();
+
+// The GEMM peak of this CPU, for benchmarks: TFLOP/s of oneDNN's matrix product C = A B with
+// square `size` matrices (f32, or bf16 inputs with f32 accumulation), the best of `repeats`
+// timed runs after one warm-up.
+double gemm_peak_tflops(int64_t size, bool bf16, int repeats);
+
+}  // namespace sieve::cpu

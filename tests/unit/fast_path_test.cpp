@@ -1,0 +1,126 @@
+// The CPU fast path against the readable reference, op by op, forward and backward: oneDNN
+// convolutions (fp32 and bf16; groups, depthwise, strides, odd sizes, the shapes of the four
+// models), the vectorised batch norm (train / eval, with and without the fused ReLU) and the fused
+// residual add + ReLU. Every test here runs in CI; the reference is the oracle.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "engine/autograd.h"
+#include "engine/cpu/onednn.h"
+#include "engine/ops/batchnorm.h"
+#include "engine/ops/conv2d.h"
+#include "engine/ops/elementwise.h"
+#include "tests/common/check.h"
+#include "tests/common/conv_configs.h"
+
+using namespace sieve;
+using test::leaf;
+using test::random_tensor;
+
+namespace {
+
+// Convolutions as the models run them (channels, sizes, strides), plus the small odd configs.
+const test::ConvConfig kModelConvs[] = {
+    {"resnet stem", {4, 3, 32, 32}, {16, 3, 3, 3}, {1, 1, 1}, false},
+    {"resnet 16 -> 16", {4, 16, 16, 16}, {16, 16, 3, 3}, {1, 1, 1}, false},
+    {"resnet 16 -> 32 stride 2", {4, 16, 16, 16}, {32, 16, 3, 3}, {2, 1, 1}, false},
+    {"resnet 1x1 stride 2 shortcut", {4, 16, 16, 16}, {32, 16, 1, 1}, {2, 0, 1}, false},
+    {"resnet 64 -> 64 on 8x8", {2, 64, 8, 8}, {64, 64, 3, 3}, {1, 1, 1}, false},
+    {"vgg 3x3 on 2x2", {2, 48, 2, 2}, {40, 48, 3, 3}, {1, 1, 1}, true},
+    {"mobilenet depthwise", {3, 32, 12, 12}, {32, 1, 3, 3}, {1, 1, 32}, false},
+    {"mobilenet depthwise stride 2", {3, 24, 12, 12}, {24, 1, 3, 3}, {2, 1, 24}, false},
+    {"mobilenet pointwise", {3, 24, 12, 12}, {40, 24, 1, 1}, {1, 0, 1}, false},
+};
+
+void check_conv(const test::ConvConfig& c, uint64_t seed, test::Tol fwd, test::Tol grad) {
+  const Tensor x = leaf(random_tensor(c.x, seed));
+  const Tensor w = leaf(random_tensor(c.w, seed + 1));
+  const Tensor b = c.bias ? leaf(random_tensor({c.w[0]}, seed + 2)) : Tensor();
+  std::vector<Tensor> in{x, w};
+  if (b.defined()) in.push_back(b);
+  const Conv2dParams p = c.p;
+  test::fast_path_parity(
+      [p](const std::vector<Tensor>& t) { return conv2d(t[0], t[1], t.size() > 2 ? t[2] : Tensor(), p); }, in,
+      test::label(c), fwd, grad);
+}
+
+}  // namespace
+
+TEST_CASE("fast path: oneDNN conv2d forward and both backward passes match the reference (fp32)") {
+  uint64_t seed = 100;
+  for (const test::ConvConfig& c : test::kSmallConvConfigs) check_conv(c, seed += 3, test::kForward, test::kGrad);
+  for (const test::ConvConfig& c : kModelConvs) check_conv(c, seed += 3, test::kForward, test::kGrad);
+}
+
+TEST_CASE("fast path: bf16 conv2d stays within bf16 tolerance of the fp32 reference") {
+  test::PrecisionScope bf16(Precision::bf16);
+  // bf16 keeps 8 bits of mantissa: each product is off by up to 2^-8 relative, and sums of
+  // C*R*S of them cancel, so the bound is absolute at the scale of the outputs (|y| ~ 1-10 here).
+  const test::Tol fwd{5e-2, 3e-2}, grad{1e-1, 3e-2};
+  uint64_t seed = 200;
+  for (const test::ConvConfig& c : kModelConvs) check_conv(c, seed += 3, fwd, grad);
+}
+
+TEST_CASE("fast path: bf16 conv2d really rounds its inputs to bf16") {
+  // A check that cannot pass by accident: x = 1 + 2^-10 is not a bf16 value (rounds to 1), so a
+  // 1x1 convolution with weight 1 returns exactly 1 in bf16 and 1 + 2^-10 in fp32.
+  const Tensor x = Tensor::full({1, 16, 4, 4}, 1.0 + std::ldexp(1.0, -10));
+  Tensor w = Tensor::zeros({16, 16, 1, 1});
+  float* wp = w.data<float>();
+  for (int k = 0; k < 16; ++k) wp[k * 16 + k] = 1.0f;
+  const double fp32 = conv2d(x, w, Tensor()).to_double()[0];
+  test::PrecisionScope bf16(Precision::bf16);
+  const double bf = conv2d(x, w, Tensor()).to_double()[0];
+  CHECK(fp32 == doctest::Approx(1.0 + std::ldexp(1.0, -10)).epsilon(1e-9));
+  CHECK(bf == 1.0);
+}
+
+TEST_CASE("fast path: oneDNN picks a JIT kernel for the models' convolutions, not its reference") {
+  for (const test::ConvConfig& c : kModelConvs) {
+    const int64_t p = (c.x[2] + 2 * c.p.padding - c.w[2]) / c.p.stride + 1;
+    const cpu::ConvShape g{c.x[0], c.x[1], c.x[2], c.x[3], c.w[0], c.w[2], c.w[3], p, p, c.p.stride, c.p.padding,
+                           c.p.groups};
+    const std::string impl = cpu::conv2d_onednn_impl(g, false);
+    INFO(test::label(c), ": ", impl);
+    CHECK(impl.find("ref") == std::string::npos);
+  }
+}
+
+TEST_CASE("fast path: batch norm (train and eval, with and without ReLU) matches the reference") {
+  uint64_t seed = 300;
+  for (const Shape& shape : {Shape{3, 5, 7, 6}, Shape{4, 16, 8, 8}, Shape{2, 64, 2, 2}}) {
+    for (bool training : {true, false})
+      for (bool relu : {false, true}) {
+        const int64_t c = shape[1];
+        const Tensor x = leaf(random_tensor(shape, seed++, -2.0, 3.0));
+        const Tensor w = leaf(random_tensor({c}, seed++, 0.5, 1.5));
+        const Tensor b = leaf(random_tensor({c}, seed++, -0.5, 0.5));
+        const Tensor rm0 = random_tensor({c}, seed++, -0.2, 0.2), rv0 = random_tensor({c}, seed++, 0.5, 2.0);
+        Tensor rm_ref = rm0.clone(), rv_ref = rv0.clone(), rm_fast = rm0.clone(), rv_fast = rv0.clone();
+        // Each run updates its own copy of the running stats; they are compared below.
+        int run = 0;
+        const BatchNormParams p{training, 0.1, 1e-5, relu};
+        const std::string what = cat("batchnorm ", shape_str(shape), training ? " train" : " eval", relu ? " + relu" : "");
+        test::fast_path_parity(
+            [&](const std::vector<Tensor>& t) {
+              const bool ref = run++ == 0;
+              return batchnorm2d(t[0], t[1], t[2], ref ? rm_ref : rm_fast, ref ? rv_ref : rv_fast, p);
+            },
+            {x, w, b}, what);
+        test::expect_close(rm_fast, rm_ref, test::kForward, what + ": running_mean");
+        test::expect_close(rv_fast, rv_ref, test::kForward, what + ": running_var");
+      }
+  }
+}
+
+TEST_CASE("fast path: add_relu equals relu(add) and has its gradient") {
+  const Tensor a = leaf(random_tensor({2, 3, 5, 7}, 400, -1.0, 1.0, DType::f64));
+  const Tensor b = leaf(random_tensor({2, 3, 5, 7}, 401, -1.0, 1.0, DType::f64));
+  test::gradcheck([](const std::vector<Tensor>& t) { return add_relu(t[0], t[1]); }, {a, b}, "add_relu f64");
+  const Tensor y = add_relu(a, b), ref = relu(add(a, b));
+  test::expect_close(y, ref, {0.0, 0.0}, "add_relu == relu(add)");
+  const Tensor af = leaf(random_tensor({4, 16, 32, 32}, 402)), bf = leaf(random_tensor({4, 16, 32, 32}, 403));
+  test::fast_path_parity([](const std::vector<Tensor>& t) { return add_relu(t[0], t[1]); }, {af, bf},
+                         "add_relu f32, threaded");
+}
