@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "apps/bench_command.h"
 #include "apps/defend_command.h"
 #include "apps/poison_command.h"
 #include "apps/study_command.h"
@@ -20,6 +21,8 @@ int main(int argc, char** argv) {
   CLI::App* poison_cmd = sieve::add_poison_command(app, poison);
   sieve::StudyOptions study;
   CLI::App* study_cmd = sieve::add_study_command(app, study);
+  sieve::BenchOptions bench;
+  CLI::App* bench_cmd = sieve::add_bench_command(app, bench);
   CLI::App* models_cmd = app.add_subcommand("models", "list the models with their parameter counts");
   try {
     app.parse(argc, argv);
@@ -31,6 +34,7 @@ int main(int argc, char** argv) {
     if (*defend_cmd) sieve::run_defend(defend, defend_cmd);
     if (*poison_cmd) sieve::run_poison(poison);
     if (*study_cmd) sieve::run_study(study);
+    if (*bench_cmd) sieve::run_bench(bench);
     if (*models_cmd) {
       std::printf("%-14s %12s %12s %8s\n", "model", "params(10)", "params(100)", "features");
       for (const std::string& name : sieve::model_names()) {

@@ -67,8 +67,10 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
   c->add_option("--seed", o.train.seed, "seed of initialisation, shuffling and augmentation")->capture_default_str();
   c->add_option("--device", o.device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
-  c->add_option("--precision", o.precision, "fp32 | tf32 (GPU convolutions and matrix products)")
-      ->check(CLI::IsMember({"fp32", "tf32"}))
+  c->add_option("--precision", o.precision,
+                "fp32 | tf32 (GPU convolutions and matrix products) | bf16 (CPU convolutions on bf16, fp32 master "
+                "weights)")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))
       ->capture_default_str();
   c->add_option("--out", o.out, "output folder")->capture_default_str();
   c->add_flag("--resume", o.resume, "continue the run in --out from its last checkpoint");
@@ -93,6 +95,8 @@ std::vector<EpochStats> run_train(TrainOptions o, const CLI::App* parsed) {
   SIEVE_CHECK(o.dataset == "synthetic" || !o.data.empty(), "--data: the folder of ", o.dataset,
               " is needed (see README, 'Real datasets')");
   const Device device = parse_device(o.device);
+  SIEVE_CHECK(o.precision != "bf16" || device == Device::cpu,
+              "--precision bf16: implemented on the CPU (oneDNN) only; use fp32 or tf32 on the GPU");
   set_precision(parse_precision(o.precision));
 
   const fs::path out(o.out);

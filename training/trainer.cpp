@@ -89,7 +89,7 @@ void Trainer::set_subset(std::vector<int64_t> indices) {
 void Trainer::set_sample_weights(std::vector<float> weights) {
   SIEVE_CHECK(static_cast<int64_t>(weights.size()) == train_.size(), "trainer: ", weights.size(),
               " sample weights for ", train_.size(), " samples");
-  weights_ = Tensor::from_vector(weights, {train_.size()});
+  weights_ = std::move(weights);
 }
 
 void Trainer::set_mask(const Tensor& flat_mask) { sgd_.set_mask(flat_mask.to(device_)); }
@@ -103,41 +103,15 @@ EpochStats Trainer::train_epoch(int64_t epoch, const LrSchedule& schedule, int64
   std::vector<int64_t> order = subset_;
   shuffle(order, cfg_.seed, epoch);
   const int64_t n = static_cast<int64_t>(order.size());
-  const std::vector<float> host_weights = weights_.defined() ? weights_.to_vector<float>() : std::vector<float>();
   double loss_sum = 0;
   Tensor correct = Tensor::zeros({1}, DType::i64, device_);
   double lr = schedule.lr(cfg_.per_step ? epoch * steps_per_epoch : epoch);
   for (int64_t b = 0, step = 0; b < n; b += cfg_.batch_size, ++step) {
     if (cfg_.per_step) lr = schedule.lr(epoch * steps_per_epoch + step);
-    sgd_.set_lr(lr);
     const int64_t bs = std::min(cfg_.batch_size, n - b);
     const std::vector<int64_t> idx(order.begin() + b, order.begin() + b + bs);
-    std::vector<int64_t> labels(static_cast<size_t>(bs));
-    std::vector<float> w(host_weights.empty() ? 0 : static_cast<size_t>(bs));
-    for (int64_t i = 0; i < bs; ++i) {
-      labels[i] = train_.labels[idx[i]];
-      if (!w.empty()) w[i] = host_weights[idx[i]];
-    }
-    AugmentParams ap{cfg_.augment, 4, cfg_.seed, static_cast<uint64_t>(epoch) * kEpochStride + static_cast<uint64_t>(b),
-                     train_.mean, train_.std};
-    const Tensor x = assemble_batch(train_.images, Tensor::from_vector(idx, {bs}, device_), ap);
-    const Tensor y = Tensor::from_vector(labels, {bs}, device_);
-    const ModelOutput out = model_.forward(x);
-    const Tensor loss = cross_entropy(out.logits, y, Reduction::mean,
-                                      w.empty() ? Tensor() : Tensor::from_vector(w, {bs}, device_));
-    // Checked before the update, so a non-finite loss never reaches the weights.
-    const double l = loss.item();
-    if (!std::isfinite(l)) {
-      autograd::clear_tape();
-      fail("training diverged: loss is ", l, " at epoch ", epoch + 1, ", batch ", step + 1, " (lower --lr?)");
-    }
-    sgd_.zero_grad();
-    autograd::backward(loss);
-    sgd_.step();
-    loss_sum += l * static_cast<double>(bs);
-    autograd::NoGradGuard no_grad;
-    add_correct_count(out.logits, y, correct);
-    if (batch_hook_) batch_hook_(idx, out);
+    const uint64_t aug_counter = static_cast<uint64_t>(epoch) * kEpochStride + static_cast<uint64_t>(b);
+    loss_sum += train_step(idx, aug_counter, lr, correct, epoch, step) * static_cast<double>(bs);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EpochStats s;
@@ -148,6 +122,37 @@ EpochStats Trainer::train_epoch(int64_t epoch, const LrSchedule& schedule, int64
   s.seconds = secs;
   s.images_per_s = static_cast<double>(n) / std::max(secs, 1e-9);
   return s;
+}
+
+double Trainer::train_step(const std::vector<int64_t>& idx, uint64_t aug_counter, double lr, const Tensor& correct,
+                           int64_t epoch, int64_t step) {
+  sgd_.set_lr(lr);
+  const int64_t bs = static_cast<int64_t>(idx.size());
+  std::vector<int64_t> labels(static_cast<size_t>(bs));
+  std::vector<float> w(weights_.empty() ? 0 : static_cast<size_t>(bs));
+  for (int64_t i = 0; i < bs; ++i) {
+    labels[i] = train_.labels[idx[i]];
+    if (!w.empty()) w[i] = weights_[idx[i]];
+  }
+  AugmentParams ap{cfg_.augment, 4, cfg_.seed, aug_counter, train_.mean, train_.std};
+  const Tensor x = assemble_batch(train_.images, Tensor::from_vector(idx, {bs}, device_), ap);
+  const Tensor y = Tensor::from_vector(labels, {bs}, device_);
+  const ModelOutput out = model_.forward(x);
+  const Tensor loss = cross_entropy(out.logits, y, Reduction::mean,
+                                    w.empty() ? Tensor() : Tensor::from_vector(w, {bs}, device_));
+  // Checked before the update, so a non-finite loss never reaches the weights.
+  const double l = loss.item();
+  if (!std::isfinite(l)) {
+    autograd::clear_tape();
+    fail("training diverged: loss is ", l, " at epoch ", epoch + 1, ", batch ", step + 1, " (lower --lr?)");
+  }
+  sgd_.zero_grad();
+  autograd::backward(loss);
+  sgd_.step();
+  autograd::NoGradGuard no_grad;
+  add_correct_count(out.logits, y, correct);
+  if (batch_hook_) batch_hook_(idx, out);
+  return l;
 }
 
 std::vector<EpochStats> Trainer::fit() {

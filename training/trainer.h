@@ -70,6 +70,12 @@ class Trainer {
   // Sees every training batch's dataset indices and outputs (e.g. forgetting per presentation).
   void on_train_batch(BatchHook hook) { batch_hook_ = std::move(hook); }
 
+  // One optimiser step on these dataset indices at learning rate lr, with augmentation drawn at
+  // counter aug_counter; adds the batch's correct predictions to `correct` (i64 (1,) on the
+  // device) and returns the mean loss. fit() is made of these; benchmarks time them.
+  double train_step(const std::vector<int64_t>& idx, uint64_t aug_counter, double lr, const Tensor& correct,
+                    int64_t epoch = 0, int64_t step = 0);
+
   // Trains cfg.epochs epochs (resuming from cfg.checkpoint when it exists) and returns the
   // history of every epoch, resumed ones included.
   std::vector<EpochStats> fit();
@@ -106,7 +112,7 @@ class Trainer {
   FlatParameters params_;
   Sgd sgd_;
   std::vector<int64_t> subset_;
-  Tensor weights_;  // (N,) f32 on the device, or undefined
+  std::vector<float> weights_;  // loss weight per dataset index, or empty
   std::function<void(int64_t)> epoch_hook_;
   BatchHook batch_hook_;
   std::vector<EpochStats> history_;

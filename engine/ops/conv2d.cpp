@@ -9,6 +9,7 @@
 #include "engine/cpu/onednn.h"
 #include "engine/device.h"
 #include "engine/dispatch.h"
+#include "engine/flops.h"
 #include "engine/ops/linear.h"
 #if SIEVE_WITH_CUDA
 #include "engine/cuda/conv2d_cuda.h"
@@ -253,6 +254,7 @@ cuda::ConvShape cuda_shape(const Geometry& g) {
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams prm) {
   const Geometry g = geometry(x, w, bias, prm);
+  count_flops(2 * g.n * g.k * g.pq() * g.rows());
   Tensor y = Tensor::empty({g.n, g.k, g.p, g.q}, x.dtype(), x.device());
   if (x.is_cuda()) {
     check_cuda_f32("conv2d", x);

@@ -1,6 +1,7 @@
 #include "engine/ops/linear.h"
 
 #include "engine/autograd.h"
+#include "engine/flops.h"
 #include "engine/blas.h"
 #include "engine/dispatch.h"
 #if SIEVE_WITH_CUDA
@@ -86,6 +87,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
               " features but weight ", shape_str(w.shape()), " expects ", w.dim(1));
   check_dtype("linear", w, "weight", x.dtype());
   check_same_device("linear", x, w);
+  count_flops(2 * batch * in * out);
   if (bias.defined()) {
     SIEVE_CHECK(bias.ndim() == 1 && bias.dim(0) == out, "linear: bias ", shape_str(bias.shape()),
                 " must be ", shape_str({out}), ", one value per output feature of weight ",
