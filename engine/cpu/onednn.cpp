@@ -1,14 +1,16 @@
 // All of sieve's oneDNN code: convolution forward / backward-data / backward-weights plans cached
 // by shape, and the GEMM peak measurement. A plan holds its primitive, the layouts oneDNN chose
-// for each operand (format_tag::any: blocked layouts such as nChw16c for AVX-512), persistent
-// buffers in those layouts and the reorders between them and sieve's plain NCHW / OIHW f32
-// buffers. Building a plan is slow (oneDNN generates code); running one allocates nothing.
+// for each operand (format_tag::any: blocked layouts such as nChw16c for AVX-512) and the reorders
+// between them and sieve's plain NCHW / OIHW f32 buffers, through three workspace buffers shared
+// by all plans. Building a plan is slow (oneDNN generates code); running one allocates nothing
+// once the workspaces have grown to the largest shape.
 // sieve runs ops from one host thread, so the cache needs no lock; oneDNN threads each primitive
 // with OpenMP, the same pool as OpenBLAS and sieve's own loops.
 #include "engine/cpu/onednn.h"
 
 #include <array>
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <unordered_map>
@@ -35,21 +37,41 @@ dnnl::stream& cpu_stream() {
   return s;
 }
 
+// Buffers in oneDNN's layouts, one per operand slot of a primitive (0: first input, 1: second
+// input, 2: output), shared by every plan and grown to the largest need: plans run one at a time,
+// so one set serves all shapes instead of three buffers per cached shape.
+void* workspace(int slot, size_t bytes) {
+  struct Buffer {
+    void* data = nullptr;
+    size_t bytes = 0;
+  };
+  static Buffer buffers[3];
+  Buffer& b = buffers[slot];
+  if (b.bytes < bytes) {
+    std::free(b.data);
+    b.bytes = (bytes + 4095) / 4096 * 4096;
+    b.data = std::aligned_alloc(64, b.bytes);
+    SIEVE_CHECK(b.data, "conv2d: cannot allocate ", b.bytes, " bytes of oneDNN workspace");
+  }
+  return b.data;
+}
+
 // One operand of a primitive: the caller's plain f32 buffer and the primitive's own layout and
-// dtype. When the two differ the operand owns a buffer in the primitive's layout and reorders
-// between them; when they are equal the primitive works on the caller's buffer directly.
+// dtype. When the two differ the operand is reordered through a shared workspace buffer; when
+// they are equal the primitive works on the caller's buffer directly.
 class Operand {
  public:
   Operand() = default;
-  Operand(const memory::desc& plain, const memory::desc& inner)
-      : user_(plain, cpu_engine(), DNNL_MEMORY_NONE) {
-    if (plain != inner) inner_ = memory(inner, cpu_engine());
+  Operand(const memory::desc& plain, const memory::desc& inner, int slot)
+      : user_(plain, cpu_engine(), DNNL_MEMORY_NONE), slot_(slot) {
+    if (plain != inner) inner_ = memory(inner, cpu_engine(), DNNL_MEMORY_NONE);
   }
 
   // The memory a primitive reads: the caller's data, reordered into the primitive's layout.
   memory input(const float* data) {
     user_.set_data_handle(const_cast<float*>(data));
     if (!inner_) return user_;
+    attach_workspace();
     if (!to_inner_) to_inner_ = dnnl::reorder(user_, inner_);
     to_inner_.execute(cpu_stream(), user_, inner_);
     return inner_;
@@ -58,7 +80,9 @@ class Operand {
   // The memory a primitive writes; finish_output() moves it into the caller's buffer.
   memory output(float* data) {
     user_.set_data_handle(data);
-    return inner_ ? inner_ : user_;
+    if (!inner_) return user_;
+    attach_workspace();
+    return inner_;
   }
   void finish_output() {
     if (!inner_) return;
@@ -67,7 +91,10 @@ class Operand {
   }
 
  private:
+  void attach_workspace() { inner_.set_data_handle(workspace(slot_, inner_.get_desc().get_size())); }
+
   memory user_, inner_;
+  int slot_ = 0;
   dnnl::reorder to_inner_, to_user_;
 };
 
@@ -118,9 +145,9 @@ std::unique_ptr<Plan> make_plan(const ConvShape& g, bool bf16, Pass pass) {
   if (pass == Pass::forward) {
     plan->primitive = dnnl::convolution_forward(fwd);
     plan->arg_a = DNNL_ARG_SRC, plan->arg_b = DNNL_ARG_WEIGHTS, plan->arg_out = DNNL_ARG_DST;
-    plan->a = Operand(plain_x(g), fwd.src_desc());
-    plan->b = Operand(plain_w(g), fwd.weights_desc());
-    plan->out = Operand(plain_y(g), fwd.dst_desc());
+    plan->a = Operand(plain_x(g), fwd.src_desc(), 0);
+    plan->b = Operand(plain_w(g), fwd.weights_desc(), 1);
+    plan->out = Operand(plain_y(g), fwd.dst_desc(), 2);
     plan->impl = fwd.impl_info_str();
   } else if (pass == Pass::backward_data) {
     dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, any_like(plain_x(g), dt::f32),
@@ -128,9 +155,9 @@ std::unique_ptr<Plan> make_plan(const ConvShape& g, bool bf16, Pass pass) {
     dnnl::convolution_backward_data::primitive_desc pd(d, cpu_engine(), fwd);
     plan->primitive = dnnl::convolution_backward_data(pd);
     plan->arg_a = DNNL_ARG_DIFF_DST, plan->arg_b = DNNL_ARG_WEIGHTS, plan->arg_out = DNNL_ARG_DIFF_SRC;
-    plan->a = Operand(plain_y(g), pd.diff_dst_desc());
-    plan->b = Operand(plain_w(g), pd.weights_desc());
-    plan->out = Operand(plain_x(g), pd.diff_src_desc());
+    plan->a = Operand(plain_y(g), pd.diff_dst_desc(), 0);
+    plan->b = Operand(plain_w(g), pd.weights_desc(), 1);
+    plan->out = Operand(plain_x(g), pd.diff_src_desc(), 2);
     plan->impl = pd.impl_info_str();
   } else {
     dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, any_like(plain_x(g), in),
@@ -139,9 +166,9 @@ std::unique_ptr<Plan> make_plan(const ConvShape& g, bool bf16, Pass pass) {
     dnnl::convolution_backward_weights::primitive_desc pd(d, cpu_engine(), fwd);
     plan->primitive = dnnl::convolution_backward_weights(pd);
     plan->arg_a = DNNL_ARG_SRC, plan->arg_b = DNNL_ARG_DIFF_DST, plan->arg_out = DNNL_ARG_DIFF_WEIGHTS;
-    plan->a = Operand(plain_x(g), pd.src_desc());
-    plan->b = Operand(plain_y(g), pd.diff_dst_desc());
-    plan->out = Operand(plain_w(g), pd.diff_weights_desc());
+    plan->a = Operand(plain_x(g), pd.src_desc(), 0);
+    plan->b = Operand(plain_y(g), pd.diff_dst_desc(), 1);
+    plan->out = Operand(plain_w(g), pd.diff_weights_desc(), 2);
     plan->impl = pd.impl_info_str();
   }
   return plan;
