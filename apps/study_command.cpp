@@ -16,6 +16,7 @@
 #include "defense/pruning.h"
 #include "engine/device.h"
 #include "engine/io.h"
+#include "engine/py_random.h"
 #include "engine/safetensors.h"
 #include "models/model.h"
 #include "selection/selection.h"
@@ -200,11 +201,16 @@ struct Replicate {
   DeviceDataset train;
 };
 
+// The seed protocol draws the poisons as the study did (CPython's random.sample, seeded with the
+// replicate's seed); the reference protocol with sieve's own generator.
+PoisonDraw poison_draw(Protocol protocol) { return protocol == Protocol::seed ? PoisonDraw::python : PoisonDraw::sieve; }
+
 Replicate make_replicate(const Study& s, int64_t idx, uint64_t seed, Device device) {
   Replicate r;
   r.idx = idx, r.seed = seed;
   // Study 1's train trigger: the red square on rows/cols 25..31 of the raw image.
-  r.poisoned = poison_dataset(s.train, red_square_trigger(25, 31), {kPoisonFraction, kTarget, true, seed});
+  r.poisoned = poison_dataset(s.train, red_square_trigger(25, 31),
+                              {kPoisonFraction, kTarget, true, seed, poison_draw(s.protocol)});
   r.train = to_device(r.poisoned.data, device);
   return r;
 }
@@ -260,7 +266,7 @@ Selection make_selection(const Study& s, const std::string& method, const Replic
     std::iota(all.indices.begin(), all.indices.end(), int64_t{0});
     return all;
   }
-  if (method == "random") return select_random(n, s.k, rep.seed);
+  if (method == "random") return select_random(n, s.k, rep.seed, s.protocol);
   // The scoring models follow the study's recipe; the reference protocol scores early in a normal
   // run, so there the schedule spans the normal run's epochs.
   const SelectionContext c{.make_model = [&s](uint64_t seed) { return s.model(seed); },
@@ -287,9 +293,23 @@ Selection selection_stage(const Study& s, const std::string& method, const Repli
   for (int64_t i : sel.indices) kept += rep.poisoned.is_poison[i];
   const auto total = static_cast<int64_t>(rep.poisoned.poison_indices.size());
   const double retention = total ? static_cast<double>(kept) / static_cast<double>(total) : NAN;
-  save_json(path, {{"method", method}, {"subset_size", sel.indices.size()}, {"poison_kept", kept},
-                   {"poison_total", total}, {"poison_retention", retention}, {"indices", sel.indices},
-                   {"weights", sel.weights}});
+  json record = {{"method", method}, {"subset_size", sel.indices.size()}, {"poison_kept", kept},
+                 {"poison_total", total}, {"poison_retention", retention}};
+  if (method == "random")
+    record["draw"] = s.protocol == Protocol::seed
+                         ? "python: random.seed(seed); random.sample(range(n), k), the poisons' seed and stream"
+                         : "sieve: Fisher-Yates on Generator(seed), independent of the poison draw";
+  if (sel.cut) {
+    record["cut"] = {{"zero_scores", sel.cut->zero_scores}, {"cut_score", sel.cut->cut_score},
+                     {"tied_at_cut", sel.cut->tied_at_cut}, {"tied_kept", sel.cut->tied_kept},
+                     {"ties", "broken by the lower index"}};
+    std::fprintf(stderr, "sieve study: %s: %ld samples score exactly 0; cut at score %.6g, %ld samples tied there, %ld "
+                 "of them kept (lower indices)\n", cell.c_str(), long(sel.cut->zero_scores), sel.cut->cut_score,
+                 long(sel.cut->tied_at_cut), long(sel.cut->tied_kept));
+  }
+  record["indices"] = sel.indices;
+  record["weights"] = sel.weights;
+  save_json(path, record);
   std::fprintf(stderr, "sieve study: %s: %zu images selected, %ld of %ld poisons kept (%.4f)\n", cell.c_str(),
                sel.indices.size(), long(kept), long(total), retention);
   return sel;
@@ -474,6 +494,15 @@ std::vector<StudyRow> read_cells(const fs::path& folder, json& key) {
     r.seed = cell.at("seed");
     r.subset_size = sel.at("subset_size"), r.poison_kept = sel.at("poison_kept"), r.poison_total = sel.at("poison_total");
     r.poison_retention = number(sel, "poison_retention");
+    if (sel.contains("draw")) r.selection_note = sel["draw"].get<std::string>();
+    if (sel.contains("cut")) {
+      const json& c = sel["cut"];
+      std::ostringstream note;
+      note << c.value("zero_scores", 0) << " samples score exactly 0; cut at score " << c.value("cut_score", 0.0)
+           << ", " << c.value("tied_at_cut", 0) << " samples tied there, " << c.value("tied_kept", 0)
+           << " of them kept (ties broken by the lower index)";
+      r.selection_note = note.str();
+    }
     if (fs::exists(dir / "result.json")) {
       const json res = load_json(dir / "result.json");
       for (const auto& metrics : {study_metrics(), extra_metrics()})
@@ -599,11 +628,65 @@ std::string describe(const json& config) {
      << (seed ? "30% of each layer's surviving weights per round, the first mask from the rewind point"
               : "20% of all surviving weights (global) per round, the first mask from the dense run")
      << ", rewound to one epoch at constant lr 0.1, batch 256.\n\n"
-     << "The poisons are drawn with sieve's seeded generator (the study used Python's random.sample): the same "
-        "distribution, other indices."
+     << (k.value("poison_draw", "") == "python"
+             ? "The poisons are the study's own: CPython's `random.seed(seed); random.sample(range(N), n)`, "
+               "reproduced bit for bit (engine/py_random.h)."
+             : "The poisons are drawn with sieve's seeded generator (the study used Python's random.sample): the "
+               "same distribution, other indices.")
      << (seed ? "" : " CRAIG's weights (cluster sizes) are per-sample loss weights scaled to mean 1 over the selection.")
      << "\n\n";
   return os.str();
+}
+
+// Why the published Random row keeps ~99% of the poisons, computed for this study's seeds and
+// sizes: the study draws the poisons with `random.seed(seed); random.sample(range(N), n)` and
+// the Random subset with `random.seed(seed); random.sample(range(N), k)`, the same seed, so the
+// subset's first picks repeat the poison draw. Beside it, an independent uniform draw of the
+// same size (sieve's reference protocol) against the same poisons.
+std::string random_explanation(const std::vector<StudyRow>& rows, const json& key) {
+  const int64_t n = key.value("train_size", int64_t{0}), poisons = key.value("poisons", int64_t{0}),
+                k = key.value("subset_size", int64_t{0});
+  if (n <= 0 || poisons <= 0 || k <= 0 || k > n || poisons > n) return "";
+  std::vector<uint64_t> seeds;
+  for (const StudyRow& r : rows)
+    if (r.method == "random") seeds.push_back(r.seed);
+  if (seeds.empty()) return "";
+  std::ostringstream os;
+  os << "\n## Why Random keeps the poisons in the published run\n\n"
+     << "The study draws its " << poisons << " poisons with `random.seed(seed); random.sample(range(" << n << "), "
+     << poisons << ")` and its Random subset with `random.seed(seed); random.sample(range(" << n << "), " << k
+     << ")`: the same seed, so both read one Mersenne Twister stream from its start. Python's `sample` chooses its "
+        "algorithm by size (the subset: " << (py_sample_uses_pool(n, k) ? "a partial shuffle of a pool" : "rejection of repeats against a set")
+     << "; the poisons: " << (py_sample_uses_pool(n, poisons) ? "a partial shuffle of a pool" : "rejection of repeats against a set")
+     << "), but both take `_randbelow` draws of the same bit width, so the subset's first picks are the poisons "
+        "until a draw that one accepts and the other rejects shifts the two streams apart. An "
+        "independent uniform subset keeps about k / N of them. Computed here for this study's seeds and sizes "
+        "(sieve's exact CPython draw, engine/py_random.h):\n\n"
+     << "| seed | poisons among the subset's first " << poisons << " picks | kept by the study's coupled draw | "
+        "kept by an independent draw (reference protocol) |\n|---|---|---|---|\n";
+  for (uint64_t seed : seeds) {
+    std::vector<int64_t> poison = PyRandom(seed).sample(n, poisons);
+    std::sort(poison.begin(), poison.end());
+    auto is_poison = [&](int64_t i) { return std::binary_search(poison.begin(), poison.end(), i); };
+    const std::vector<int64_t> picks = PyRandom(seed).sample(n, k);
+    const auto first = std::count_if(picks.begin(), picks.begin() + poisons, is_poison);
+    const auto coupled = std::count_if(picks.begin(), picks.end(), is_poison);
+    const Selection independent = select_random(n, k, seed, Protocol::reference);
+    const auto apart = std::count_if(independent.indices.begin(), independent.indices.end(), is_poison);
+    os << "| " << seed << " | " << first << " | " << coupled << " of " << poisons << " | " << apart << " of "
+       << poisons << " |\n";
+  }
+  os << "\nThe protocol of this run (above) says which of the two its Random row used; `--protocol reference` runs "
+        "the independent draw.\n\n";
+  return os.str();
+}
+
+// One line per cell that records how its selection was drawn or where its ranking was cut.
+std::string selection_notes(const std::vector<StudyRow>& rows) {
+  std::ostringstream os;
+  for (const StudyRow& r : rows)
+    if (!r.selection_note.empty()) os << "- " << r.method << "-r" << r.replicate_idx << ": " << r.selection_note << "\n";
+  return os.str().empty() ? "" : "## Selections\n\n" + os.str() + "\n";
 }
 
 }  // namespace
@@ -689,6 +772,7 @@ void write_study_reports(const std::string& out, const std::vector<StudyRow>& un
     md << "| published | " << m << " |  | " << pub(2) << " | " << pub(0) << " | " << pub(1) << " | " << pub(3) << " | "
        << pub(4) << " | " << pub(5) << " |  |  |  |\n";
   }
+  md << random_explanation(rows, config.value("key", json::object())) << selection_notes(rows);
   write_file_atomic((dir / "results.md").string(), md.str());
   write_plots(dir, rows, methods, published);
 }
@@ -777,6 +861,7 @@ std::vector<StudyRow> run_study(StudyOptions o) {
   const json key = {{"model", o.model}, {"dataset", dataset}, {"protocol", o.protocol},
                     {"train_size", s.train.size()}, {"test_size", s.test.size()}, {"data_seed", data_seed},
                     {"poison_fraction", kPoisonFraction}, {"target", kTarget},
+                    {"poison_draw", poison_draw_name(poison_draw(s.protocol))},
                     {"poisons", static_cast<int64_t>(kPoisonFraction * static_cast<double>(s.train.size()))},
                     {"subset_size", s.k}, {"epochs", o.epochs}, {"score_epochs", o.score_epochs},
                     {"craig_epochs", o.craig_epochs}, {"imp_epochs", o.imp_epochs}, {"imp_rounds", o.imp_rounds}};

@@ -53,6 +53,7 @@ struct StudyRow {
   double clean_acc = NAN, asr = NAN, pruned_acc = NAN, pruned_asr = NAN, pruned_test_loss = NAN;
   double asr_nontarget = NAN, pruned_asr_nontarget = NAN;  // the standard ASR: non-target test images only
   double pruned_kept_fraction = NAN;                      // prunable weights alive after the last IMP round
+  std::string selection_note;  // how the selection was drawn or cut (selection.json), for results.md
   std::vector<EpochStats> history;                         // the dense (or subset) training run
 };
 

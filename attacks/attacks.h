@@ -43,11 +43,19 @@ void apply_trigger(const Trigger& t, uint8_t* image, int64_t channels, int64_t h
 // Applies the trigger in place to images[indices] of a (N, C, H, W) u8 tensor on the CPU or GPU.
 void apply_trigger(const Trigger& t, const Tensor& images, const std::vector<int64_t>& indices);
 
+// How the poison indices are drawn from the candidates (every index, or the non-target ones):
+//   sieve: a partial Fisher-Yates shuffle on sieve's generator;
+//   python: CPython's `random.seed(seed); random.sample(candidates, n_poison)` (engine/py_random.h),
+//   study 1's own draw, which reproduces its exact poison indices.
+enum class PoisonDraw { sieve, python };
+const char* poison_draw_name(PoisonDraw draw);  // "sieve" | "python"
+
 struct PoisonConfig {
   double fraction = 0.05;        // n_poison = floor(fraction * N)
   int64_t target = 0;
   bool from_all_classes = false; // study 1: all classes; study 2: non-target classes only
   uint64_t seed = 0;
+  PoisonDraw draw = PoisonDraw::sieve;
 };
 
 struct PoisonedSet {
@@ -57,8 +65,8 @@ struct PoisonedSet {
   std::vector<int64_t> original_labels; // clean labels of every index
 };
 
-// Draws floor(fraction * N) distinct indices uniformly (seeded; from the non-target classes
-// unless from_all_classes), stamps the trigger and relabels them to the target.
+// Draws floor(fraction * N) distinct indices uniformly (seeded, as cfg.draw says; from the
+// non-target classes unless from_all_classes), stamps the trigger and relabels them to the target.
 PoisonedSet poison_dataset(const ImageDataset& clean, const Trigger& trigger, const PoisonConfig& cfg);
 
 // Every test image with the trigger and label := target; non-target images only unless

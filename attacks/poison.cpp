@@ -2,9 +2,12 @@
 
 #include "attacks/attacks.h"
 #include "engine/error.h"
+#include "engine/py_random.h"
 #include "engine/rng.h"
 
 namespace sieve {
+
+const char* poison_draw_name(PoisonDraw draw) { return draw == PoisonDraw::python ? "python" : "sieve"; }
 
 PoisonedSet poison_dataset(const ImageDataset& clean, const Trigger& trigger, const PoisonConfig& cfg) {
   SIEVE_CHECK(cfg.fraction >= 0.0 && cfg.fraction <= 1.0, "--poison-fraction must be in [0, 1], got ", cfg.fraction);
@@ -16,15 +19,20 @@ PoisonedSet poison_dataset(const ImageDataset& clean, const Trigger& trigger, co
   const auto count = static_cast<int64_t>(cfg.fraction * static_cast<double>(clean.size()));
   SIEVE_CHECK(count <= static_cast<int64_t>(candidates.size()), "poisoning: ", count, " poisons asked for but only ",
               candidates.size(), " candidate images");
-  // Partial Fisher-Yates: the first `count` candidates after the shuffle are a uniform sample.
-  Generator gen(cfg.seed ^ 0x706f69736f6eull);
-  for (int64_t i = 0; i < count; ++i)
-    std::swap(candidates[i], candidates[i + gen.below(candidates.size() - i)]);
   PoisonedSet p;
+  if (cfg.draw == PoisonDraw::python) {
+    for (int64_t j : PyRandom(cfg.seed).sample(static_cast<int64_t>(candidates.size()), count))
+      p.poison_indices.push_back(candidates[j]);
+  } else {
+    // Partial Fisher-Yates: the first `count` candidates after the shuffle are a uniform sample.
+    Generator gen(cfg.seed ^ 0x706f69736f6eull);
+    for (int64_t i = 0; i < count; ++i)
+      std::swap(candidates[i], candidates[i + gen.below(candidates.size() - i)]);
+    p.poison_indices.assign(candidates.begin(), candidates.begin() + count);
+  }
   p.data = clean;
   p.original_labels = clean.labels;
   p.is_poison.assign(static_cast<size_t>(clean.size()), 0);
-  p.poison_indices.assign(candidates.begin(), candidates.begin() + count);
   std::sort(p.poison_indices.begin(), p.poison_indices.end());
   for (int64_t i : p.poison_indices) {
     apply_trigger(trigger, p.data.image(i), clean.channels, clean.height, clean.width);

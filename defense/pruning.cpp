@@ -37,7 +37,9 @@ std::vector<double> prune(const FlatParameters& p, const std::vector<double>& pr
       for (int64_t e = p.offsets[k]; e < p.offsets[k] + numel(p.shapes[k]); ++e) {
         SIEVE_CHECK(std::isfinite(w[e]), "magnitude_prune: ", p.names[k], " holds a non-finite weight");
         mask[e] = previous[e];
-        if (previous[e] != 0) alive.push_back(std::abs(w[e]));
+        // The study's surviving weights: alive and non-zero (|w| > 1e-9). A near-zero weight
+        // does not lower the quantile, yet it is pruned like any other at or below it.
+        if (previous[e] != 0 && std::abs(w[e]) > T(1e-9)) alive.push_back(std::abs(w[e]));
       }
     if (alive.empty()) return;
     const T q = quantile(alive, fraction);

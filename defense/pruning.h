@@ -21,7 +21,8 @@ std::vector<size_t> prunable_parameters(const FlatParameters& p);
 
 // The next mask (flat 0/1, the dtype, size and device of p.values) from the current weights:
 // the weights still alive under previous_mask (undefined = all alive) whose |w| is at or below
-// q, the `fraction` quantile (0 < fraction < 1) of the alive |w|, are pruned as well; pruned
+// q, the `fraction` quantile (0 < fraction < 1) of the surviving |w| (alive and |w| > 1e-9, as
+// the study counts them), are pruned as well; pruned
 // entries stay pruned, non-prunable entries are 1. q is torch.quantile's (linear
 // interpolation at rank r = fraction * (n - 1), both computed in the values' dtype), the
 // study's semantics: of n distinct magnitudes floor(r) + 1 are pruned, e.g. 30 of 100, then 21

@@ -27,8 +27,8 @@ std::vector<double> craig_seed_scores(const Tensor& features, const Tensor& logi
     double ga = 0, fb = 0;
     for (int64_t p = 0; p < classes; ++p) ga += g[i * classes + p] * g[i * classes + p];
     for (int64_t q = 0; q < d; ++q) fb += f[i * d + q] * f[i * d + q];
-    const double norm = std::sqrt(ga) * std::sqrt(fb);
-    inv_norm[i] = norm > 0 ? 1.0 / norm : 0.0;
+    // The study's g / (||g|| + 1e-8): a tiny gradient stays tiny instead of becoming a unit vector.
+    inv_norm[i] = 1.0 / (std::sqrt(ga) * std::sqrt(fb) + 1e-8);
   }
   std::vector<double> sums(static_cast<size_t>(num_classes * classes * d), 0.0);
   for (int64_t i = 0; i < n; ++i) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "engine/py_random.h"
 #include "engine/rng.h"
 #include "selection/selection.h"
 
@@ -28,15 +29,20 @@ std::vector<int64_t> class_budgets(const std::vector<int64_t>& labels, int64_t n
   return counts;
 }
 
-Selection select_random(int64_t n, int64_t k, uint64_t seed) {
+Selection select_random(int64_t n, int64_t k, uint64_t seed, Protocol protocol) {
   SIEVE_CHECK(k >= 0 && k <= n, "select_random: k = ", k, " outside [0, ", n, "]");
-  std::vector<int64_t> items(static_cast<size_t>(n));
-  std::iota(items.begin(), items.end(), int64_t{0});
-  Generator gen(seed);
-  for (int64_t i = 0; i < k; ++i) std::swap(items[i], items[i + static_cast<int64_t>(gen.below(n - i))]);
-  items.resize(static_cast<size_t>(k));
+  std::vector<int64_t> items;
+  if (protocol == Protocol::seed) {
+    items = PyRandom(seed).sample(n, k);
+  } else {
+    items.resize(static_cast<size_t>(n));
+    std::iota(items.begin(), items.end(), int64_t{0});
+    Generator gen(seed);
+    for (int64_t i = 0; i < k; ++i) std::swap(items[i], items[i + static_cast<int64_t>(gen.below(n - i))]);
+    items.resize(static_cast<size_t>(k));
+  }
   std::sort(items.begin(), items.end());
-  return {items, {}};
+  return {items, {}, {}};
 }
 
 Selection keep_by_score(const std::vector<double>& scores, int64_t k, bool highest) {
@@ -47,9 +53,16 @@ Selection keep_by_score(const std::vector<double>& scores, int64_t k, bool highe
   std::iota(order.begin(), order.end(), int64_t{0});
   std::stable_sort(order.begin(), order.end(),
                    [&](int64_t a, int64_t b) { return highest ? scores[a] > scores[b] : scores[a] < scores[b]; });
+  ScoreCut cut;
+  cut.zero_scores = std::count(scores.begin(), scores.end(), 0.0);
+  if (k > 0) {
+    cut.cut_score = scores[order[k - 1]];
+    cut.tied_at_cut = std::count(scores.begin(), scores.end(), cut.cut_score);
+    cut.tied_kept = std::count_if(order.begin(), order.begin() + k, [&](int64_t i) { return scores[i] == cut.cut_score; });
+  }
   order.resize(static_cast<size_t>(k));
   std::sort(order.begin(), order.end());
-  return {order, {}};
+  return {order, {}, cut};
 }
 
 ScoringModel scoring_model(const SelectionContext& c, int64_t epochs, int64_t run) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,21 +17,37 @@ namespace sieve {
 enum class Protocol { seed, reference };
 Protocol parse_protocol(const std::string& name);  // "seed" | "reference"
 
+// Where a ranking by score was cut: how many samples scored exactly 0 (forgetting: never
+// forgotten, or never learned in the seed protocol), the score of the last sample kept, how
+// many samples share that score and how many of them were kept (the lowest indices).
+struct ScoreCut {
+  int64_t zero_scores = 0;
+  double cut_score = 0;
+  int64_t tied_at_cut = 0, tied_kept = 0;
+};
+
 // Dataset indices in increasing order; weights (aligned with indices) are empty unless the
-// method weights its samples (CRAIG reference: cluster sizes, meant as per-sample loss weights).
+// method weights its samples (CRAIG reference: cluster sizes, meant as per-sample loss weights);
+// cut is set by the selectors that rank one score over the whole set (EL2N, forgetting).
 struct Selection {
   std::vector<int64_t> indices;
   std::vector<float> weights;
+  std::optional<ScoreCut> cut;
 };
 
 // floor(k * n_c / n) per class c, n_c = number of labels equal to c (CRAIG's per-class budget;
 // the budgets may sum to less than k).
 std::vector<int64_t> class_budgets(const std::vector<int64_t>& labels, int64_t num_classes, int64_t k);
 
-// k of n indices uniformly without replacement (partial Fisher-Yates on Generator(seed)).
-Selection select_random(int64_t n, int64_t k, uint64_t seed);
+// k of n indices uniformly without replacement.
+//   seed: as the study coded it, `random.seed(seed); random.sample(range(n), k)` (CPython,
+//   engine/py_random.h). Its poisons were drawn the same way with the same seed, so both read
+//   one Mersenne Twister stream and the subset's first picks are the poisons.
+//   reference: a partial Fisher-Yates shuffle on Generator(seed), independent of the poisons.
+Selection select_random(int64_t n, int64_t k, uint64_t seed, Protocol protocol);
 
-// The k indices with the lowest (or highest) scores, stably: ties go to the lower index.
+// The k indices with the lowest (or highest) scores, stably: ties go to the lower index; the
+// selection's cut says where the ranking was cut.
 Selection keep_by_score(const std::vector<double>& scores, int64_t k, bool highest);
 
 // A fresh model whose initialisation is drawn from init_seed.
@@ -91,8 +108,8 @@ std::vector<double> forgetting_scores(const SelectionContext& c);
 Selection select_forgetting(const SelectionContext& c);  // seed: the k lowest; reference: the k highest
 
 // CRAIG as the study coded it, from eval-mode outputs: g_i = (softmax(logits_i) - onehot(y_i))
-// outer features_i (C x D, the last layer's weight gradient), g_hat_i = g_i / ||g_i|| (0 when
-// g_i = 0), score_i = g_hat_i . sum_{j in class(i)} g_hat_j. features (N, D), logits (N, C) on
+// outer features_i (C x D, the last layer's weight gradient), g_hat_i = g_i / (||g_i|| + 1e-8),
+// score_i = g_hat_i . sum_{j in class(i)} g_hat_j. features (N, D), logits (N, C) on
 // any device; the classes are the labels.
 std::vector<double> craig_seed_scores(const Tensor& features, const Tensor& logits,
                                       const std::vector<int64_t>& labels, int64_t num_classes);

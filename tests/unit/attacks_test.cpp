@@ -12,6 +12,7 @@
 #include "apps/poison_command.h"
 #include "attacks/attacks.h"
 #include "attacks/trigger_cuda.h"
+#include "engine/py_random.h"
 #include "engine/rng.h"
 #include "tests/common/check.h"
 #include "tests/common/images.h"
@@ -286,9 +287,12 @@ TEST_CASE("attacks: blend_image_trigger reads a BMP of the dataset's size and ch
 TEST_CASE("attacks: poison_dataset draws floor(fraction * N) poisons, relabels them and records the ground truth") {
   const ImageDataset clean = make_synthetic(200, 10, 3);
   const Trigger t = badnets_trigger(3, 32, 32);
-  for (const PoisonConfig& cfg : {PoisonConfig{0.05, 0, false, 1}, PoisonConfig{0.123, 3, false, 2},
-                                  PoisonConfig{0.5, 2, true, 3}, PoisonConfig{0.0333, 0, true, 4}}) {
+  for (const PoisonConfig& cfg :
+       {PoisonConfig{0.05, 0, false, 1}, PoisonConfig{0.123, 3, false, 2}, PoisonConfig{0.5, 2, true, 3},
+        PoisonConfig{0.0333, 0, true, 4}, PoisonConfig{0.05, 0, false, 1, PoisonDraw::python},
+        PoisonConfig{0.5, 2, true, 3, PoisonDraw::python}}) {
     CAPTURE(cfg.fraction);
+    CAPTURE(poison_draw_name(cfg.draw));
     const PoisonedSet p = poison_dataset(clean, t, cfg);
     const auto expected_count = static_cast<size_t>(std::floor(cfg.fraction * 200));
     REQUIRE(p.poison_indices.size() == expected_count);
@@ -312,6 +316,19 @@ TEST_CASE("attacks: poison_dataset draws floor(fraction * N) poisons, relabels t
     // With 100 poisons from all classes, some come from the target class and only get the trigger.
     if (cfg.fraction == 0.5) CHECK(from_target > 0);
   }
+  // Study 1's draw: random.seed(seed); random.sample(range(N), n) over all classes, or over the
+  // list of the non-target indices.
+  std::vector<int64_t> python = PyRandom(7).sample(200, 10);
+  std::sort(python.begin(), python.end());
+  CHECK(poison_dataset(clean, t, {0.05, 0, true, 7, PoisonDraw::python}).poison_indices == python);
+  CHECK(poison_dataset(clean, t, {0.05, 0, true, 7, PoisonDraw::sieve}).poison_indices != python);
+  std::vector<int64_t> candidates;
+  for (int64_t i = 0; i < 200; ++i)
+    if (clean.labels[i] != 0) candidates.push_back(i);
+  std::vector<int64_t> picked;
+  for (int64_t j : PyRandom(7).sample(static_cast<int64_t>(candidates.size()), 10)) picked.push_back(candidates[j]);
+  std::sort(picked.begin(), picked.end());
+  CHECK(poison_dataset(clean, t, {0.05, 0, false, 7, PoisonDraw::python}).poison_indices == picked);
   const PoisonConfig cfg{0.1, 0, false, 5};
   CHECK(poison_dataset(clean, t, cfg).poison_indices == poison_dataset(clean, t, cfg).poison_indices);
   CHECK(poison_dataset(clean, t, cfg).poison_indices != poison_dataset(clean, t, {0.1, 0, false, 6}).poison_indices);

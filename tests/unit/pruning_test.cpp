@@ -124,6 +124,22 @@ TEST_CASE("pruning: on n distinct magnitudes floor(fraction * (n - 1)) + 1 are p
     }
 }
 
+TEST_CASE("pruning: the quantile is over the surviving weights, |w| > 1e-9, as the study counts them") {
+  // conv magnitudes 1..100 (times 0.01); ten of them set to 1e-10, alive under the mask. The study
+  // leaves them out of the quantile's population (90 weights: 27 pruned besides them), yet
+  // prunes them, being below it: 37 pruned in all. Counting them in would prune 30.
+  Params w({4, 1, 5, 5}, 0.01, {10, 100}, 0.01);
+  std::vector<float> v = w.flat.values.to_vector<float>();
+  const int64_t conv = w.flat.offsets[0];
+  for (int64_t e = conv; e < conv + 10; ++e) v[e] = v[e] > 0 ? 1e-10f : -1e-10f;
+  w.flat.values.copy_(Tensor::from_vector(v, w.flat.values.shape()));
+  const Tensor m = magnitude_prune(w.flat, Tensor(), 0.3, PruneScope::per_layer);
+  CHECK(sparsity(w.flat, m).kept[0] == 100 - 37);
+  for (int64_t e = conv; e < conv + 10; ++e) CHECK(m.to_double()[e] == 0.0);
+  CHECK(prunes_smallest(w.flat, 0, m));
+  CHECK(sparsity(w.flat, m).kept[1] == 700);  // the fc layer is untouched by the conv's tiny weights
+}
+
 TEST_CASE("pruning: global scope ranks all layers together") {
   Params w({4, 1, 5, 5}, 0.001, {1, 100}, 1.0);  // conv magnitudes 0.001..0.1, fc 1..100
   const FlatParameters& p = w.flat;

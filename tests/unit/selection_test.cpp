@@ -9,6 +9,7 @@
 #include <map>
 #include <numeric>
 
+#include "engine/py_random.h"
 #include "layers/layers.h"
 #include "selection/facility_location.h"
 #include "selection/selection.h"
@@ -137,22 +138,47 @@ TEST_CASE("selection: class budgets are floor(k * n_c / n)") {
   CHECK_THROWS_WITH_AS(parse_protocol("paper"), doctest::Contains("--protocol: unknown protocol 'paper'"), Error);
 }
 
-TEST_CASE("selection: random is deterministic, sorted, without repeats and uniform") {
-  const Selection a = select_random(100, 30, 5), b = select_random(100, 30, 5), c = select_random(100, 30, 6);
-  CHECK(a.indices == b.indices);
-  CHECK(a.indices != c.indices);
-  CHECK(a.indices.size() == 30);
-  CHECK(a.weights.empty());
-  CHECK(is_sorted_unique(a.indices));
-  CHECK(a.indices.front() >= 0);
-  CHECK(a.indices.back() < 100);
-  CHECK(select_random(7, 7, 1).indices == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6});
-  CHECK(select_random(7, 0, 1).indices.empty());
-  std::vector<int> hits(10, 0);
-  for (uint64_t seed = 0; seed < 400; ++seed)
-    for (int64_t i : select_random(10, 3, seed).indices) ++hits[i];
-  for (int h : hits) CHECK(std::abs(h - 120) < 40);  // 400 * 3 / 10 each, binomial sd ~9
-  CHECK_THROWS_WITH_AS(select_random(5, 6, 1), doctest::Contains("select_random: k = 6 outside [0, 5]"), Error);
+TEST_CASE("selection: random is deterministic, sorted, without repeats and uniform, in both protocols") {
+  for (const Protocol p : {Protocol::seed, Protocol::reference}) {
+    const Selection a = select_random(100, 30, 5, p), b = select_random(100, 30, 5, p),
+                    c = select_random(100, 30, 6, p);
+    CHECK(a.indices == b.indices);
+    CHECK(a.indices != c.indices);
+    CHECK(a.indices.size() == 30);
+    CHECK(a.weights.empty());
+    CHECK(is_sorted_unique(a.indices));
+    CHECK(a.indices.front() >= 0);
+    CHECK(a.indices.back() < 100);
+    CHECK(select_random(7, 7, 1, p).indices == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6});
+    CHECK(select_random(7, 0, 1, p).indices.empty());
+    std::vector<int> hits(10, 0);
+    for (uint64_t seed = 0; seed < 400; ++seed)
+      for (int64_t i : select_random(10, 3, seed, p).indices) ++hits[i];
+    for (int h : hits) CHECK(std::abs(h - 120) < 40);  // 400 * 3 / 10 each, binomial sd ~9
+    CHECK_THROWS_WITH_AS(select_random(5, 6, 1, p), doctest::Contains("select_random: k = 6 outside [0, 5]"), Error);
+  }
+  // seed: Python's random.sample(range(n), k) with the same seed (sorted); reference: another draw.
+  std::vector<int64_t> python = PyRandom(5).sample(100, 30);
+  std::sort(python.begin(), python.end());
+  CHECK(select_random(100, 30, 5, Protocol::seed).indices == python);
+  CHECK(select_random(100, 30, 5, Protocol::reference).indices != python);
+}
+
+TEST_CASE("selection: the seed protocol's Random keeps the poisons drawn with its seed, the reference's half") {
+  // Study 1 at a tenth of its size: 100 poisons of 5,000 drawn as its code does, a half subset.
+  int64_t seed_kept = 0, reference_kept = 0;
+  for (uint64_t seed : {1608637542ull, 1273642419ull, 1935803228ull}) {
+    const std::vector<int64_t> poisons = PyRandom(seed).sample(5000, 100);
+    auto kept = [&](const Selection& s) {
+      return std::count_if(poisons.begin(), poisons.end(),
+                           [&](int64_t i) { return std::binary_search(s.indices.begin(), s.indices.end(), i); });
+    };
+    seed_kept += kept(select_random(5000, 2500, seed, Protocol::seed));
+    reference_kept += kept(select_random(5000, 2500, seed, Protocol::reference));
+  }
+  CHECK(seed_kept >= 290);                                     // nearly all 300
+  CHECK(reference_kept > 100);                                 // about half: 150, sd ~8.7
+  CHECK(reference_kept < 200);
 }
 
 TEST_CASE("selection: keep_by_score keeps the lowest or highest, ties by the lower index") {
@@ -162,6 +188,17 @@ TEST_CASE("selection: keep_by_score keeps the lowest or highest, ties by the low
   CHECK(keep_by_score(s, 2, true).indices == std::vector<int64_t>{0, 5});
   CHECK(keep_by_score(s, 3, true).indices == std::vector<int64_t>{0, 2, 5});
   CHECK_THROWS_WITH_AS(keep_by_score({1.0, NAN}, 1, true), doctest::Contains("score 1 is NaN"), Error);
+  // Where the cut fell: 2 zeros; keeping 3 lowest cuts inside the three 1s and keeps one of them.
+  const Selection low3 = keep_by_score(s, 3, false);
+  REQUIRE(low3.cut);
+  CHECK(low3.cut->zero_scores == 2);
+  CHECK(low3.cut->cut_score == 1);
+  CHECK(low3.cut->tied_at_cut == 3);
+  CHECK(low3.cut->tied_kept == 1);
+  const Selection high2 = keep_by_score(s, 2, true);
+  CHECK(high2.cut->cut_score == 1);
+  CHECK(high2.cut->tied_kept == 1);
+  CHECK(keep_by_score(s, 0, true).cut->tied_at_cut == 0);
 }
 
 TEST_CASE("selection: logit gradients are softmax minus one-hot") {
@@ -275,7 +312,9 @@ TEST_CASE("selection: forgetting reference protocol counts per presentation, nev
 
 TEST_CASE("selection: CRAIG seed scores equal the explicit normalised outer products") {
   // Sample 3 has zero features, so its gradient is 0 and so are its normalised vector and score.
-  const std::vector<double> f{1, 2, 0, -1, 0.5, 3, 0.2, -2, 1, 0, 0, 0, 2, 2, -1, -0.5, 1, 1, 3, 0, 1};
+  // Sample 6's features are tiny: the study's g / (||g|| + 1e-8) keeps its vector far below unit
+  // length, where g / ||g|| would make it as heavy as any other.
+  const std::vector<double> f{1, 2, 0, -1, 0.5, 3, 0.2, -2, 1, 0, 0, 0, 2, 2, -1, -0.5, 1, 1, 3e-9, 0, 1e-9};
   const std::vector<int64_t> labels{0, 1, 0, 2, 1, 0, 2};
   const int64_t n = 7, d = 3, classes = 3;
   const Tensor features = Tensor::from_vector(f, {n, d});
@@ -286,7 +325,7 @@ TEST_CASE("selection: CRAIG seed scores equal the explicit normalised outer prod
     double norm = 0;
     for (int64_t p = 0; p < classes; ++p)
       for (int64_t q = 0; q < d; ++q) norm += std::pow(ghat[i][p * d + q] = r[i * classes + p] * f[i * d + q], 2);
-    for (double& v : ghat[i]) v = norm > 0 ? v / std::sqrt(norm) : 0;
+    for (double& v : ghat[i]) v /= std::sqrt(norm) + 1e-8;
   }
   std::vector<double> ref(n, 0.0);
   for (int64_t i = 0; i < n; ++i)
@@ -295,6 +334,9 @@ TEST_CASE("selection: CRAIG seed scores equal the explicit normalised outer prod
         for (int64_t e = 0; e < classes * d; ++e) ref[i] += ghat[i][e] * ghat[j][e];
   test::expect_close(craig_seed_scores(features, logits, labels, classes), ref, {1e-12, 1e-10}, "CRAIG seed scores");
   CHECK(ref[3] == 0);
+  double unit6 = 0;  // ||g_hat_6||^2 under the study's normalisation: well below 1
+  for (double v : ghat[6]) unit6 += v * v;
+  CHECK(unit6 < 0.2);
   CHECK_THROWS_WITH_AS(craig_seed_scores(features, logits, labels, 4), doctest::Contains("for 4 classes"), Error);
 }
 

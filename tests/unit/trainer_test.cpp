@@ -3,6 +3,7 @@
 // with a clear error, and the train command rejects bad flags.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "apps/train_command.h"
@@ -62,6 +63,33 @@ TEST_CASE("trainer: a killed run resumes to the same final metrics and weights")
   }
   CHECK(resumed.weights == whole.weights);
   CHECK(whole.history.back().train_loss < whole.history.front().train_loss);
+}
+
+TEST_CASE("trainer: an epoch at lr 0 (the study's first warm-up epoch) still moves BN statistics and momentum") {
+  // GradualWarmupScheduler over the whole run trains its first epoch at lr 0: the weights stay,
+  // but every forward in train mode updates the running statistics and every step fills the
+  // momentum buffer, so the next epoch starts from other statistics and velocities.
+  const DeviceDataset train = to_device(make_synthetic(32, 4, 1), Device::cpu);
+  ModelConfig mc;
+  mc.num_classes = 4;
+  auto model = make_model("resnet20", mc);
+  TrainConfig c = tiny_config("");
+  c.epochs = 1;
+  c.schedule = "warmup_cosine";
+  c.warmup_epochs = 1;
+  Trainer t(*model, train, nullptr, c);
+  const std::vector<double> before = t.parameters().values.to_double();
+  std::vector<std::vector<double>> stats_before;
+  for (const auto& [name, buffer] : model->named_buffers()) stats_before.push_back(buffer->to_double());
+  const std::vector<EpochStats> h = t.fit();
+  CHECK(h[0].lr == 0.0);
+  CHECK(t.parameters().values.to_double() == before);
+  CHECK(t.optimizer().steps() == 2);  // 32 images, batch 16
+  const std::vector<double> velocity = t.optimizer().momentum_buffer().to_double();
+  CHECK(std::any_of(velocity.begin(), velocity.end(), [](double v) { return v != 0.0; }));
+  size_t moved = 0, k = 0;
+  for (const auto& [name, buffer] : model->named_buffers()) moved += buffer->to_double() != stats_before[k++];
+  CHECK(moved == stats_before.size());  // every running mean, variance and batch counter
 }
 
 TEST_CASE("trainer: subsets, sample weights and a NaN loss") {
