@@ -199,6 +199,9 @@ struct Replicate {
   uint64_t seed = 0;
   PoisonedSet poisoned;
   DeviceDataset train;
+  // The seed protocol's EL2N and forgetting come from one scoring run (seed_protocol_scores):
+  // the first of the two cells to run it leaves the scores here for the other.
+  std::optional<SeedProtocolScores> seed_scores;
 };
 
 // The seed protocol draws the poisons as the study did (CPython's random.sample, seeded with the
@@ -258,7 +261,7 @@ StateDict checkpoint_model(const fs::path& path) {
   return state;
 }
 
-Selection make_selection(const Study& s, const std::string& method, const Replicate& rep) {
+Selection make_selection(const Study& s, const std::string& method, Replicate& rep) {
   const int64_t n = rep.train.size();
   if (method == "full") {
     Selection all;
@@ -276,12 +279,16 @@ Selection make_selection(const Study& s, const std::string& method, const Replic
                            .k = s.k,
                            .score_epochs = s.o.score_epochs,
                            .craig_epochs = s.o.craig_epochs};
+  if (s.protocol == Protocol::seed && (method == "el2n" || method == "forget")) {
+    if (!rep.seed_scores) rep.seed_scores = seed_protocol_scores(c);
+    return keep_by_score(method == "el2n" ? rep.seed_scores->el2n : rep.seed_scores->forgetting, s.k, false);
+  }
   if (method == "el2n") return select_el2n(c);
   if (method == "forget") return select_forgetting(c);
   return select_craig(c);
 }
 
-Selection selection_stage(const Study& s, const std::string& method, const Replicate& rep, const fs::path& dir,
+Selection selection_stage(const Study& s, const std::string& method, Replicate& rep, const fs::path& dir,
                           const std::string& cell) {
   const fs::path path = dir / "selection.json";
   if (fs::exists(path)) {
@@ -454,7 +461,7 @@ bool cell_done(const fs::path& dir, bool selection_only) {
   return fs::exists(dir / (selection_only ? "selection.json" : "result.json"));
 }
 
-void run_cell(const Study& s, const std::string& method, const Replicate& rep, const fs::path& dir) {
+void run_cell(const Study& s, const std::string& method, Replicate& rep, const fs::path& dir) {
   const std::string cell = method + "-r" + std::to_string(rep.idx);
   const Selection sel = selection_stage(s, method, rep, dir, cell);
   if (s.o.selection_only) return;

@@ -24,33 +24,34 @@ std::vector<char> correct_rows(const ModelOutput& out, const std::vector<int64_t
 
 }  // namespace
 
+ForgettingCounter::ForgettingCounter(const DeviceDataset& data)
+    : events(static_cast<size_t>(data.size()), 0.0),
+      presentations(events.size(), 0.0),
+      learned(events.size(), 0),
+      data_(data),
+      last_(events.size(), 0) {}
+
+void ForgettingCounter::observe(const std::vector<int64_t>& idx, const ModelOutput& out) {
+  const std::vector<char> ok = correct_rows(out, idx, data_);
+  for (size_t r = 0; r < idx.size(); ++r) {
+    const int64_t i = idx[r];
+    if (last_[i] && !ok[r]) ++events[i];
+    last_[i] = ok[r];
+    learned[i] |= ok[r];
+    ++presentations[i];
+  }
+}
+
 std::vector<double> forgetting_scores(const SelectionContext& c) {
-  const size_t n = static_cast<size_t>(c.train.size());
-  std::vector<double> events(n, 0.0), presentations(n, 0.0);
-  std::vector<char> last(n, 0), learned(n, 0);
-  // One observation of samples idx: a forgetting event when correct last time and not now.
-  auto observe = [&](const std::vector<int64_t>& idx, const ModelOutput& out) {
-    const std::vector<char> ok = correct_rows(out, idx, c.train);
-    for (size_t r = 0; r < idx.size(); ++r) {
-      const int64_t i = idx[r];
-      if (last[i] && !ok[r]) ++events[i];
-      last[i] = ok[r];
-      learned[i] |= ok[r];
-      ++presentations[i];
-    }
-  };
+  if (c.protocol == Protocol::seed) return seed_protocol_scores(c).forgetting;
+  ForgettingCounter counter(c.train);
   ScoringModel s = scoring_model(c, c.score_epochs, 0);
   Trainer t(*s.model, c.train, nullptr, s.config);
-  if (c.protocol == Protocol::seed)
-    t.on_epoch_end(
-        [&](int64_t epoch) { t.for_each_batch(c.train, true, scoring_augment_seed(c.base.seed, epoch), observe); });
-  else
-    t.on_train_batch(observe);
+  t.on_train_batch([&](const std::vector<int64_t>& idx, const ModelOutput& out) { counter.observe(idx, out); });
   t.fit();
-  if (c.protocol == Protocol::reference)
-    for (size_t i = 0; i < n; ++i)
-      if (!learned[i]) events[i] = presentations[i];
-  return events;
+  for (size_t i = 0; i < counter.events.size(); ++i)
+    if (!counter.learned[i]) counter.events[i] = counter.presentations[i];
+  return counter.events;
 }
 
 Selection select_forgetting(const SelectionContext& c) {

@@ -95,6 +95,29 @@ std::vector<double> logit_gradients(const Tensor& logits, const std::vector<int6
 //   reference: mean over el2n_runs models, each scored once after score_epochs epochs, in eval
 //   mode on the non-augmented training set.
 std::vector<double> el2n_scores(const SelectionContext& c);
+
+// The seed protocol's EL2N and forgetting scores from one training run. The study trains one
+// model for each, but the two runs are the same run (seed base.seed, score_epochs epochs,
+// cosine) observed on the same augmented eval-mode pass after each epoch, so one serves both:
+// el2n as el2n_scores (empty when score_epochs < 2), forgetting as forgetting_scores.
+struct SeedProtocolScores {
+  std::vector<double> el2n, forgetting;
+};
+SeedProtocolScores seed_protocol_scores(const SelectionContext& c);
+
+// Forgetting events over observations of a dataset: an event when a sample observed correct
+// (argmax = label, the first maximum on ties) is observed incorrect at its next observation.
+class ForgettingCounter {
+ public:
+  explicit ForgettingCounter(const DeviceDataset& data);
+  void observe(const std::vector<int64_t>& indices, const ModelOutput& out);
+  std::vector<double> events, presentations;
+  std::vector<char> learned;  // classified correctly at least once
+
+ private:
+  const DeviceDataset& data_;
+  std::vector<char> last_;
+};
 Selection select_el2n(const SelectionContext& c);  // seed: the k lowest; reference: the k highest
 
 // Forgetting events: a sample is forgotten when it is classified correctly at one observation
