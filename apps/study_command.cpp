@@ -293,7 +293,7 @@ Selection selection_stage(const Study& s, const std::string& method, Replicate& 
   const fs::path path = dir / "selection.json";
   if (fs::exists(path)) {
     const json j = load_json(path);
-    return {j.at("indices").get<std::vector<int64_t>>(), j.at("weights").get<std::vector<float>>()};
+    return {j.at("indices").get<std::vector<int64_t>>(), j.at("weights").get<std::vector<float>>(), {}};
   }
   const Selection sel = make_selection(s, method, rep);
   int64_t kept = 0;
