@@ -20,6 +20,12 @@ Tensor assemble_batch(const Tensor& images, const Tensor& indices, const Augment
   SIEVE_CHECK(images.dim(1) <= 3, "assemble_batch: at most 3 channels, got ", images.dim(1));
   SIEVE_CHECK(p.padding >= 0, "assemble_batch: negative padding");
   const int64_t n = images.dim(0), c = images.dim(1), h = images.dim(2), w = images.dim(3), b = indices.numel();
+  // Indices are checked on the host, on both devices: on the GPU a bad one would read outside the
+  // images and surface as an illegal address at some later, unrelated call.
+  const std::vector<int64_t> host_indices = indices.to_vector<int64_t>();
+  for (int64_t i = 0; i < b; ++i)
+    SIEVE_CHECK(host_indices[i] >= 0 && host_indices[i] < n, "assemble_batch: index ", host_indices[i],
+                " outside a dataset of ", n);
   Tensor out = Tensor::empty({b, c, h, w}, DType::f32, images.device());
   if (images.is_cuda()) {
     SIEVE_IF_CUDA(cuda::assemble_batch(images.data<uint8_t>(), c, h, w, indices.data<int64_t>(), b, p,
@@ -27,10 +33,8 @@ Tensor assemble_batch(const Tensor& images, const Tensor& indices, const Augment
     return out;
   }
   const uint8_t* src = images.data<uint8_t>();
-  const int64_t* idx = indices.data<int64_t>();
+  const int64_t* idx = host_indices.data();
   float* dst = out.data<float>();
-  for (int64_t i = 0; i < b; ++i)
-    SIEVE_CHECK(idx[i] >= 0 && idx[i] < n, "assemble_batch: index ", idx[i], " outside a dataset of ", n);
 #pragma omp parallel for
   for (int64_t i = 0; i < b; ++i) {
     const CropFlipBits cf = crop_flip_bits(p.seed, p.counter + static_cast<uint64_t>(i), p.padding);

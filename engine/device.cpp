@@ -1,6 +1,7 @@
 // Device selection and precision settings shared by both builds; the no-CUDA build's stubs.
 #include "engine/device.h"
 
+#include <cstdlib>
 #include <cstring>
 
 #include "engine/error.h"
@@ -18,7 +19,11 @@ Device parse_device(const std::string& name) {
     SIEVE_CHECK(cuda_available(), "--device cuda: ", cuda_device_description());
     return Device::cuda;
   }
-  if (name == "auto") return cuda_available() ? Device::cuda : Device::cpu;
+  if (name == "auto") {
+    if (cuda_available()) return Device::cuda;
+    SIEVE_CHECK(!gpu_required(), "--device auto: SIEVE_REQUIRE_GPU=1 but ", cuda_device_description());
+    return Device::cpu;
+  }
   fail("--device: '", name, "' is not one of auto, cpu, cuda");
 }
 
@@ -27,6 +32,11 @@ Precision parse_precision(const std::string& name) {
   if (name == "tf32") return Precision::tf32;
   if (name == "bf16") return Precision::bf16;
   fail("--precision: '", name, "' is not one of fp32, tf32, bf16");
+}
+
+bool gpu_required() {
+  const char* v = std::getenv("SIEVE_REQUIRE_GPU");
+  return v && std::strcmp(v, "1") == 0;
 }
 
 void set_precision(Precision p) { g_precision = p; }
@@ -41,6 +51,7 @@ std::string cuda_device_description() { return "sieve was built without CUDA"; }
 std::string cuda_library_versions() { return "built without CUDA"; }
 void* cuda_alloc(size_t) { fail("sieve was built without CUDA: cannot allocate GPU memory"); }
 void cuda_free(void*, size_t) {}
+void cuda_set_alloc_poison(bool) {}
 CudaAllocatorStats cuda_allocator_stats() { return {}; }
 void cuda_empty_cache() {}
 void cuda_synchronize() {}

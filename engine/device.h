@@ -10,14 +10,19 @@
 
 namespace sieve {
 
-// True when the build has CUDA and at least one GPU is visible. A machine with the toolkit but
-// no driver (CI, build servers) reports "driver insufficient" / no device: that is "no GPU".
+// True when the build has CUDA and at least one GPU is usable. A machine with the toolkit but no
+// driver (CI, build servers) has no GPU; one whose driver is older than the CUDA runtime sieve
+// was built with has none usable either, and the description says which versions disagree.
 bool cuda_available();
 std::string cuda_device_description();  // "NVIDIA H200 (sm_90, 139.8 GiB)" or why there is none
+// SIEVE_REQUIRE_GPU=1: a machine meant to have a GPU. Where none is usable, --device auto fails
+// (naming the reason) instead of training on the CPU, and the GPU test suite fails instead of
+// reporting Skipped.
+bool gpu_required();
 // "CUDA runtime 13.0, driver 13.0, cuDNN 9.13.0, cuBLAS 13.0.0" (or "built without CUDA").
 std::string cuda_library_versions();
 
-// "auto" | "cpu" | "cuda" -> Device; auto picks cuda when a GPU is visible.
+// "auto" | "cpu" | "cuda" -> Device; auto picks cuda when a GPU is usable (see gpu_required).
 Device parse_device(const std::string& name);
 
 // Caching allocator: blocks are rounded up and kept for reuse, so a training step after the
@@ -30,6 +35,10 @@ struct CudaAllocatorStats {
 };
 CudaAllocatorStats cuda_allocator_stats();
 void cuda_empty_cache();
+// Debug mode of the GPU allocator: every block handed out is filled with 0xFF bytes (NaN in f32
+// and f64) first, so an unwritten output element fails any parity check. Also switched on by
+// SIEVE_ALLOC_POISON=1; the GPU test suite turns it on.
+void cuda_set_alloc_poison(bool on);
 
 // Copies between any two devices; synchronous with respect to the host.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);

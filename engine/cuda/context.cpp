@@ -2,10 +2,11 @@
 #include "engine/cuda/context.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
-#include <map>
-#include <mutex>
+#include <string>
 
+#include "engine/caching_allocator.h"
 #include "engine/device.h"
 
 namespace sieve {
@@ -16,8 +17,17 @@ int visible_devices(std::string* why) {
   int count = 0;
   cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess) {
-    // No driver / insufficient driver / no device: all mean "no GPU here", not a failure.
-    if (why) *why = cat("no CUDA device visible (", cudaGetErrorString(err), ")");
+    if (why) {
+      int runtime = 0, driver = 0;
+      cudaRuntimeGetVersion(&runtime);
+      cudaDriverGetVersion(&driver);
+      if (err == cudaErrorInsufficientDriver && driver > 0)
+        *why = cat("the NVIDIA driver supports CUDA up to ", driver / 1000, ".", driver % 1000 / 10,
+                   " but sieve was built with CUDA runtime ", runtime / 1000, ".", runtime % 1000 / 10,
+                   " (cudaErrorInsufficientDriver): update the driver or build with an older toolkit");
+      else
+        *why = cat("no CUDA device visible (", cudaGetErrorName(err), ": ", cudaGetErrorString(err), ")");
+    }
     cudaGetLastError();
     return 0;
   }
@@ -25,70 +35,40 @@ int visible_devices(std::string* why) {
   return count;
 }
 
-// Size-bucketed caching allocator. Small blocks round to 512 B, large ones to 2 MiB, and freed
-// blocks wait in a per-size free list. Single stream, so reuse needs no events.
-struct CachingAllocator {
-  std::mutex mu;
-  std::multimap<size_t, void*> free_blocks;  // rounded size -> block
-  CudaAllocatorStats stats;
-
-  static size_t round(size_t bytes) {
-    const size_t q = bytes < (1u << 20) ? 512 : (2u << 20);
-    return bytes == 0 ? q : (bytes + q - 1) / q * q;
-  }
-
-  void* alloc(size_t bytes) {
-    const size_t size = round(bytes);
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = free_blocks.lower_bound(size);
-    // Reuse a cached block of the same size, or a larger one of at most twice the size.
-    if (it != free_blocks.end() && it->first <= 2 * size) {
-      void* p = it->second;
-      stats.cached -= it->first;
-      stats.in_use += it->first;
-      free_blocks.erase(it);
-      stats.peak_in_use = std::max(stats.peak_in_use, stats.in_use);
-      return p;
-    }
+// cudaMalloc behind the caching allocator (engine/caching_allocator.h).
+class CudaBacking : public BlockBacking {
+ public:
+  void* allocate(size_t bytes) override {
     void* p = nullptr;
-    cudaError_t err = cudaMalloc(&p, size);
+    const cudaError_t err = cudaMalloc(&p, bytes);
     if (err == cudaErrorMemoryAllocation) {
-      cudaGetLastError();
-      release_cached_locked();
-      err = cudaMalloc(&p, size);
+      cudaGetLastError();  // not sticky: clear it and let the allocator free its cache
+      return nullptr;
     }
-    if (err != cudaSuccess) {
-      cudaGetLastError();
-      size_t free_b = 0, total_b = 0;
-      cudaMemGetInfo(&free_b, &total_b);
-      fail("CUDA out of memory: asked for ", size, " bytes (", size >> 20, " MiB), ", free_b >> 20,
-           " MiB free of ", total_b >> 20, " MiB; sieve holds ", stats.in_use >> 20,
-           " MiB in use (", cudaGetErrorString(err), ")");
-    }
-    stats.driver_allocs++;
-    stats.in_use += size;
-    stats.peak_in_use = std::max(stats.peak_in_use, stats.in_use);
+    if (err != cudaSuccess)
+      fail("CUDA error in cudaMalloc of ", bytes, " bytes: ", cudaGetErrorName(err), ": ", cudaGetErrorString(err),
+           " (not an out-of-memory: usually an earlier kernel's fault, reported at the next CUDA call)");
     return p;
   }
-
-  void free(void* p, size_t bytes) {
-    const size_t size = round(bytes);
-    std::lock_guard<std::mutex> lock(mu);
-    free_blocks.emplace(size, p);
-    stats.in_use -= size;
-    stats.cached += size;
+  void release(void* block) override { cudaFree(block); }
+  void synchronize() override { cudaDeviceSynchronize(); }
+  void fill(void* block, size_t bytes, uint8_t byte) override {
+    SIEVE_CUDA_CHECK(cudaMemsetAsync(block, byte, bytes, cuda::stream()));
   }
-
-  void release_cached_locked() {
-    cudaDeviceSynchronize();
-    for (auto& [size, p] : free_blocks) cudaFree(p);
-    free_blocks.clear();
-    stats.cached = 0;
+  std::string memory_report() const override {
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return "";
+    return cat(free_b >> 20, " MiB free of ", total_b >> 20, " MiB");
   }
 };
 
 CachingAllocator& allocator() {
-  static CachingAllocator* a = new CachingAllocator();  // outlives static tensors at exit
+  static CachingAllocator* a = [] {
+    auto* created = new CachingAllocator(std::make_unique<CudaBacking>());  // outlives static tensors at exit
+    const char* poison = std::getenv("SIEVE_ALLOC_POISON");
+    created->set_poison(poison && std::string(poison) == "1");
+    return created;
+  }();
   return *a;
 }
 
@@ -128,14 +108,9 @@ std::string cuda_library_versions() {
 
 void* cuda_alloc(size_t bytes) { return allocator().alloc(bytes); }
 void cuda_free(void* ptr, size_t bytes) { allocator().free(ptr, bytes); }
-CudaAllocatorStats cuda_allocator_stats() {
-  std::lock_guard<std::mutex> lock(allocator().mu);
-  return allocator().stats;
-}
-void cuda_empty_cache() {
-  std::lock_guard<std::mutex> lock(allocator().mu);
-  allocator().release_cached_locked();
-}
+CudaAllocatorStats cuda_allocator_stats() { return allocator().stats(); }
+void cuda_empty_cache() { allocator().empty_cache(); }
+void cuda_set_alloc_poison(bool on) { allocator().set_poison(on); }
 
 void cuda_synchronize() { SIEVE_CUDA_CHECK(cudaStreamSynchronize(cuda::stream())); }
 

@@ -3,9 +3,9 @@
 // still shipped, and this file is the one place to swap them for the graph API.
 //
 // A plan per (shape, stride, padding, groups, math type) holds the descriptors and, per
-// direction, the algorithm chosen by cudnnFind*AlgorithmEx. The search benchmarks every
-// algorithm, so it runs once, on the first call of a shape (warm-up, never inside a CUDA graph
-// capture). Workspaces are Tensors from the caching allocator.
+// direction, the algorithm chosen from cuDNN's heuristic list on the first call of a shape
+// (deterministic: no timing, see run_direction). Workspaces are Tensors from the caching
+// allocator.
 #include <algorithm>
 #include <map>
 #include <mutex>
@@ -22,7 +22,7 @@ namespace sieve::cuda {
 
 namespace {
 
-// The most workspace the algorithm search may hand out; algorithms needing more are skipped.
+// The most workspace an algorithm may use; algorithms needing more are skipped.
 constexpr size_t kMaxWorkspaceBytes = size_t(1) << 30;
 
 // fp32: plain FMA, no TF32, so the GPU matches the CPU reference at fp32 tolerances. Otherwise
@@ -31,7 +31,7 @@ cudnnMathType_t math_type() {
   return precision() == Precision::fp32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
 }
 
-// An algorithm chosen for one direction, with the math type and workspace it was timed with.
+// An algorithm chosen for one direction, with its math type and workspace.
 template <class Perf>
 struct Choice {
   decltype(Perf::algo) algo;
@@ -104,37 +104,31 @@ Tensor workspace(size_t bytes) {
 }
 
 // Runs one direction of a plan, choosing its algorithm first if this is the first call.
-//   list(perf, capacity, &count): cuDNN's heuristic list of algorithms with their workspace needs
-//   find(perf, capacity, &count, workspace, bytes): benchmarks them on the real buffers, fastest first
+//   list(perf, capacity, &count): cuDNN's heuristic list of algorithms, best expected first
 //   run(algo, workspace, bytes): the convolution itself
-template <class Perf, class List, class Find, class Run>
-void run_direction(Plan& plan, std::optional<Choice<Perf>>& choice, int capacity,
-                   const char* direction, const ConvShape& s, List list, Find find, Run run) {
+// The choice reads only the heuristic list, never a timing benchmark (cudnnFind*), so every
+// process on the same GPU and cuDNN picks the same algorithm: two runs, or a run and its resumed
+// continuation, end with the same weights. At fp32 only FMA entries are usable (TF32 would break
+// parity with the CPU); deterministic algorithms come first, the first usable one of any kind is
+// the fallback when no deterministic one works.
+template <class Perf, class List, class Run>
+void run_direction(Plan& plan, std::optional<Choice<Perf>>& choice, int capacity, const char* direction,
+                   const ConvShape& s, List list, Run run) {
   if (!choice) {
     std::vector<Perf> perf(static_cast<size_t>(capacity));
     int count = 0;
     list(perf.data(), capacity, &count);
-    size_t bytes = 0;
-    for (int i = 0; i < count; ++i)
-      if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kMaxWorkspaceBytes)
-        bytes = std::max(bytes, perf[i].memory);
-    Tensor search_space = workspace(bytes);
-    find(perf.data(), capacity, &count, search_space.raw(), bytes);
-    // Results come sorted by time, so the first usable one is the fastest. At fp32 only FMA
-    // results are usable: TF32 would break parity with the CPU. Deterministic algorithms come
-    // first, so a resumed run repeats an uninterrupted one bit for bit; the fastest of any kind
-    // is the fallback when no deterministic one works.
     auto usable = [&](const Perf& r) {
-      return r.status == CUDNN_STATUS_SUCCESS && (plan.math != CUDNN_FMA_MATH || r.mathType == CUDNN_FMA_MATH);
+      return r.status == CUDNN_STATUS_SUCCESS && r.memory <= kMaxWorkspaceBytes &&
+             (plan.math != CUDNN_FMA_MATH || r.mathType == CUDNN_FMA_MATH);
     };
     auto ok = std::find_if(perf.begin(), perf.begin() + count,
                            [&](const Perf& r) { return usable(r) && r.determinism == CUDNN_DETERMINISTIC; });
     if (ok == perf.begin() + count) ok = std::find_if(perf.begin(), perf.begin() + count, usable);
-    SIEVE_CHECK(ok != perf.begin() + count, "conv2d: cuDNN found no working ", direction,
-                " algorithm for ", describe(s));
+    SIEVE_CHECK(ok != perf.begin() + count, "conv2d: cuDNN lists no usable ", direction, " algorithm for ",
+                describe(s));
     choice = Choice<Perf>{ok->algo, ok->mathType, ok->memory};
   }
-  // The search may have timed an algorithm under another math type than the plan's default.
   SIEVE_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, choice->math));
   Tensor space = workspace(choice->workspace);
   run(choice->algo, space.raw(), choice->workspace);
@@ -152,10 +146,6 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* weight, flo
       p, p.forward, capacity, "forward", s,
       [&](cudnnConvolutionFwdAlgoPerf_t* perf, int cap, int* count) {
         SIEVE_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p.x, p.w, p.conv, p.y, cap, count, perf));
-      },
-      [&](cudnnConvolutionFwdAlgoPerf_t* perf, int cap, int* count, void* ws, size_t bytes) {
-        SIEVE_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, p.x, x, p.w, weight, p.conv, p.y,
-                                                                 y, cap, count, perf, ws, bytes));
       },
       [&](cudnnConvolutionFwdAlgo_t algo, void* ws, size_t bytes) {
         const float one = 1.0f, zero = 0.0f;
@@ -176,10 +166,6 @@ void conv2d_backward_data(const ConvShape& s, const float* weight, const float* 
         SIEVE_CUDNN_CHECK(
             cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w, p.y, p.conv, p.x, cap, count, perf));
       },
-      [&](cudnnConvolutionBwdDataAlgoPerf_t* perf, int cap, int* count, void* ws, size_t bytes) {
-        SIEVE_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
-            h, p.w, weight, p.y, dy, p.conv, p.x, dx, cap, count, perf, ws, bytes));
-      },
       [&](cudnnConvolutionBwdDataAlgo_t algo, void* ws, size_t bytes) {
         const float one = 1.0f, zero = 0.0f;
         SIEVE_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, p.w, weight, p.y, dy, p.conv, algo,
@@ -198,10 +184,6 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
       [&](cudnnConvolutionBwdFilterAlgoPerf_t* perf, int cap, int* count) {
         SIEVE_CUDNN_CHECK(
             cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x, p.y, p.conv, p.w, cap, count, perf));
-      },
-      [&](cudnnConvolutionBwdFilterAlgoPerf_t* perf, int cap, int* count, void* ws, size_t bytes) {
-        SIEVE_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
-            h, p.x, x, p.y, dy, p.conv, p.w, dweight, cap, count, perf, ws, bytes));
       },
       [&](cudnnConvolutionBwdFilterAlgo_t algo, void* ws, size_t bytes) {
         const float one = 1.0f, zero = 0.0f;

@@ -11,11 +11,18 @@ namespace {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
 
 __global__ void clamp_forward_kernel(const float* x, float* y, int64_t n, float cap) {
-  SIEVE_GRID_LOOP(i, n) y[i] = fminf(fmaxf(x[i], 0.0f), cap);
+  // NaN stays NaN, as on the CPU and in PyTorch (fmaxf alone would turn it into 0 and hide a
+  // diverging run from the non-finite-loss check).
+  SIEVE_GRID_LOOP(i, n) {
+    const float v = x[i];
+    y[i] = v != v ? v : fminf(fmaxf(v, 0.0f), cap);
+  }
 }
 
 __global__ void clamp_backward_kernel(const float* y, const float* dy, float* dx, int64_t n, float cap) {
-  SIEVE_GRID_LOOP(i, n) dx[i] = (y[i] > 0.0f && y[i] < cap) ? dy[i] : 0.0f;
+  // cap = +inf is ReLU: +inf passes its gradient (PyTorch's threshold_backward), as on the CPU.
+  const bool capped = !isinf(cap);
+  SIEVE_GRID_LOOP(i, n) dx[i] = (y[i] > 0.0f && (!capped || y[i] < cap)) ? dy[i] : 0.0f;
 }
 
 __global__ void add_kernel(const float* a, const float* b, float* y, int64_t n) {

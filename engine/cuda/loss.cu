@@ -5,6 +5,7 @@
 
 #include "engine/cuda/context.h"
 #include "engine/cuda/loss_cuda.h"
+#include "engine/ops/argmax_order.h"
 
 namespace sieve::cuda {
 
@@ -100,16 +101,16 @@ __global__ void argmax_rows_kernel(const float* x, int64_t* indices, const int64
     float best = -INFINITY;
     int64_t best_j = c;
     for (int64_t j = lane; j < c; j += kWarp) {
-      if (best_j == c || r[j] > best) {
+      if (best_j == c || argmax_prefers(r[j], j, best, best_j)) {
         best = r[j];
         best_j = j;
       }
     }
-    // Larger value wins, equal values go to the smaller column: the row's first maximum.
+    // The row's first maximum, NaN above every number (engine/ops/argmax_order.h).
     for (int o = kWarp / 2; o > 0; o >>= 1) {
       const float other = __shfl_xor_sync(kFullMask, best, o);
       const int64_t other_j = __shfl_xor_sync(kFullMask, best_j, o);
-      if (other_j != c && (best_j == c || other > best || (other == best && other_j < best_j))) {
+      if (other_j != c && (best_j == c || argmax_prefers(other, other_j, best, best_j))) {
         best = other;
         best_j = other_j;
       }

@@ -17,6 +17,28 @@ namespace {
 // costs more than the loop. Threading does not change any result.
 constexpr int64_t kParallelMin = 1 << 15;
 
+// The gradient through y = clamp(x, 0, cap): dy where 0 < y < cap, or where 0 < y when cap is
+// +inf (ReLU, as PyTorch's threshold_backward: +inf passes its gradient).
+Tensor clamp_grad(const char* op, const Tensor& y, const Tensor& dy, double cap) {
+  Tensor dx = Tensor::empty_like(dy);
+  const int64_t n = dy.numel();
+  if (dy.is_cuda()) {
+    SIEVE_IF_CUDA(cuda::clamp_backward(y.data<float>(), dy.data<float>(), dx.data<float>(), n, static_cast<float>(cap)));
+    return dx;
+  }
+  const bool capped = !std::isinf(cap);
+  dispatch_float(op, dy.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* yp = y.data<T>();
+    const T* g = dy.data<T>();
+    T* d = dx.data<T>();
+    const T top = static_cast<T>(cap);
+#pragma omp parallel for simd if (n >= kParallelMin)
+    for (int64_t i = 0; i < n; ++i) d[i] = (yp[i] > T(0) && (!capped || yp[i] < top)) ? g[i] : T(0);
+  });
+  return dx;
+}
+
 // y = clamp(x, 0, cap) and its backward, shared by relu (cap = inf) and relu6.
 Tensor clamp_op(const char* op, const Tensor& x, double cap) {
   Tensor y = Tensor::empty_like(x);
@@ -34,24 +56,7 @@ Tensor clamp_op(const char* op, const Tensor& x, double cap) {
     });
   }
   if (autograd::needs_grad({&x})) {
-    autograd::record(y, [x, y, cap, op](const Tensor& dy) {
-      Tensor dx = Tensor::empty_like(dy);
-      const int64_t n = dy.numel();
-      if (dy.is_cuda()) {
-        SIEVE_IF_CUDA(cuda::clamp_backward(y.data<float>(), dy.data<float>(), dx.data<float>(), n,
-                                           static_cast<float>(cap)));
-      } else {
-        dispatch_float(op, dy.dtype(), [&](auto tag) {
-          using T = decltype(tag);
-          const T* yp = y.data<T>();
-          const T* g = dy.data<T>();
-          T* d = dx.data<T>();
-#pragma omp parallel for simd if (n >= kParallelMin)
-          for (int64_t i = 0; i < n; ++i) d[i] = (yp[i] > T(0) && yp[i] < static_cast<T>(cap)) ? g[i] : T(0);
-        });
-      }
-      autograd::accumulate_fresh(x, std::move(dx));
-    });
+    autograd::record(y, [x, y, cap, op](const Tensor& dy) { autograd::accumulate_fresh(x, clamp_grad(op, y, dy, cap)); });
   }
   return y;
 }
@@ -131,21 +136,7 @@ Tensor add_op(const char* op, const Tensor& a, const Tensor& b, bool relu) {
     } else {
       autograd::record(y, [a, b, y, op](const Tensor& dy) {
         // The gradient of both inputs is dy where y > 0: the ReLU's backward, computed once.
-        Tensor d = Tensor::empty_like(dy);
-        const int64_t n = dy.numel();
-        if (dy.is_cuda()) {
-          SIEVE_IF_CUDA(cuda::clamp_backward(y.data<float>(), dy.data<float>(), d.data<float>(), n,
-                                             std::numeric_limits<float>::infinity()));
-        } else {
-          dispatch_float(op, dy.dtype(), [&](auto tag) {
-            using T = decltype(tag);
-            const T* yp = y.data<T>();
-            const T* g = dy.data<T>();
-            T* dp = d.data<T>();
-#pragma omp parallel for simd if (n >= kParallelMin)
-            for (int64_t i = 0; i < n; ++i) dp[i] = yp[i] > T(0) ? g[i] : T(0);
-          });
-        }
+        Tensor d = clamp_grad(op, y, dy, std::numeric_limits<double>::infinity());
         autograd::accumulate(a, d);
         autograd::accumulate_fresh(b, std::move(d));
       });

@@ -5,6 +5,7 @@
 
 #include "engine/autograd.h"
 #include "engine/dispatch.h"
+#include "engine/ops/argmax_order.h"
 #if SIEVE_WITH_CUDA
 #include "engine/cuda/loss_cuda.h"
 #endif
@@ -171,9 +172,13 @@ Tensor argmax(const Tensor& x) {
       using T = decltype(tag);
       const T* xp = x.data<T>();
       int64_t* idx = out.data<int64_t>();
-      // std::max_element returns the first of equal maxima.
-      for (int64_t i = 0; i < n; ++i)
-        idx[i] = std::max_element(xp + i * c, xp + (i + 1) * c) - (xp + i * c);
+      for (int64_t i = 0; i < n; ++i) {
+        const T* row = xp + i * c;
+        int64_t best = 0;
+        for (int64_t j = 1; j < c; ++j)
+          if (argmax_prefers(row[j], j, row[best], best)) best = j;
+        idx[i] = best;
+      }
     });
   }
   return out;

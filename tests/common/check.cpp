@@ -12,20 +12,30 @@
 
 namespace sieve::test {
 
+CloseReport compare_close(const std::vector<double>& a, const std::vector<double>& r, Tol tol) {
+  CloseReport rep;
+  double worst_excess = -INFINITY;
+  for (size_t i = 0; i < a.size() && i < r.size(); ++i) {
+    double err = 0.0, excess = 0.0;
+    if (std::isfinite(a[i]) && std::isfinite(r[i])) {
+      err = std::abs(a[i] - r[i]);
+      excess = err - (tol.atol + tol.rtol * std::abs(r[i]));
+    } else {
+      const bool same_class = (std::isnan(a[i]) && std::isnan(r[i])) || a[i] == r[i];  // NaN, or the same inf
+      err = same_class ? 0.0 : INFINITY;
+      excess = same_class ? -INFINITY : INFINITY;
+    }
+    if (excess > 0) ++rep.bad;
+    if (excess > worst_excess) worst_excess = excess, rep.worst = i;
+    rep.max_err = std::max(rep.max_err, err);
+  }
+  return rep;
+}
+
 void expect_close(const std::vector<double>& a, const std::vector<double>& r, Tol tol,
                   const std::string& what) {
   REQUIRE_MESSAGE(a.size() == r.size(), what << ": " << a.size() << " values vs " << r.size());
-  // worst = the element furthest outside its bound (NaN counts as infinitely far).
-  double max_err = 0.0, worst_excess = -INFINITY;
-  size_t worst = 0, bad = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    double err = std::abs(a[i] - r[i]);
-    if (std::isnan(err)) err = INFINITY;
-    const double excess = err - (tol.atol + tol.rtol * std::abs(r[i]));
-    if (excess > 0) ++bad;
-    if (excess > worst_excess) worst_excess = excess, worst = i;
-    max_err = std::max(max_err, err);
-  }
+  const auto [bad, worst, max_err] = compare_close(a, r, tol);
   if (bad) {
     std::ostringstream os;
     os << what << ": " << bad << " of " << a.size() << " values outside atol " << tol.atol

@@ -22,8 +22,19 @@ inline constexpr Tol kForward{1e-5, 1e-4};
 inline constexpr Tol kGrad{1e-4, 1e-3};
 inline constexpr Tol kFiniteDiff{1e-7, 1e-5};
 
+// How far actual is from reference: |a - r| <= atol + rtol * |r| per element, after the two
+// agree on the class of non-finite values: a NaN reference wants NaN, an infinite one the same
+// infinity, and a finite one a finite value (a bound from a non-finite reference would be inf or
+// NaN and pass anything). worst = the element furthest outside its bound (a class mismatch is
+// infinitely far).
+struct CloseReport {
+  size_t bad = 0, worst = 0;
+  double max_err = 0.0;
+};
+CloseReport compare_close(const std::vector<double>& actual, const std::vector<double>& reference, Tol tol);
+
 // Fails the current doctest case (with max error, its index and the first values) unless
-// actual and reference have the same shape and agree within tol everywhere.
+// actual and reference have the same shape and agree within tol everywhere (compare_close).
 void expect_close(const Tensor& actual, const Tensor& reference, Tol tol, const std::string& what);
 void expect_close(const std::vector<double>& actual, const std::vector<double>& reference, Tol tol,
                   const std::string& what);

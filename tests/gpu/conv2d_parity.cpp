@@ -25,6 +25,12 @@ const Config kLayerConfigs[] = {
     {"depthwise 32 stride 2", {4, 32, 16, 16}, {32, 1, 3, 3}, {2, 1, 32}, true},
     {"depthwise 96 on 9x9", {4, 96, 9, 9}, {96, 1, 3, 3}, {1, 1, 96}, false},
     {"groups 4 on 11x13", {4, 32, 11, 13}, {64, 8, 3, 3}, {1, 1, 4}, true},
+    // MobileNetV2's depthwise layers at their channel counts and sizes (CIFAR, batch 2).
+    {"depthwise 144 stride 2 on 16x16", {2, 144, 16, 16}, {144, 1, 3, 3}, {2, 1, 144}, false},
+    {"depthwise 192 on 8x8", {2, 192, 8, 8}, {192, 1, 3, 3}, {1, 1, 192}, false},
+    {"depthwise 384 on 4x4", {2, 384, 4, 4}, {384, 1, 3, 3}, {1, 1, 384}, false},
+    {"depthwise 576 stride 2 on 4x4", {2, 576, 4, 4}, {576, 1, 3, 3}, {2, 1, 576}, false},
+    {"depthwise 960 on 2x2", {2, 960, 2, 2}, {960, 1, 3, 3}, {1, 1, 960}, false},
 };
 
 // Each output sums C/groups * R * S products. Measured against f64, the fp32 CPU reference of a

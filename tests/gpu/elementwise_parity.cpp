@@ -1,6 +1,8 @@
 // CUDA elementwise ops against the CPU reference.
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include "engine/ops/elementwise.h"
 #include "tests/common/check.h"
 
@@ -19,6 +21,27 @@ TEST_CASE("parity: relu, relu6, add, scale, reshape") {
     test::parity([](const auto& in) { return scale(in[0], 0.7); }, {x}, "scale" + tag);
     test::parity([](const auto& in) { return flatten(in[0]); }, {x}, "flatten" + tag);
   }
+}
+
+TEST_CASE("parity: NaN and infinities through every elementwise op keep their class on the GPU") {
+  // ReLU and ReLU6 keep NaN (a diverging run must reach the non-finite-loss check), clamp +-inf.
+  const std::vector<float> special{NAN, INFINITY, -INFINITY, -0.0f, 0.0f, 7.0f, -3.0f, 6.0f, NAN};
+  const Tensor x = Tensor::from_vector(special, {9});
+  const Tensor y = Tensor::from_vector(std::vector<float>{1, -INFINITY, INFINITY, NAN, 2, 3, 4, NAN, 0}, {9});
+  auto both = [&](const char* what, auto op) {
+    const Tensor cpu = op(x, y), gpu = op(x.to(Device::cuda), y.to(Device::cuda));
+    test::expect_close(gpu, cpu, {0, 0}, what);
+  };
+  both("relu", [](const Tensor& a, const Tensor&) { return relu(a); });
+  both("relu6", [](const Tensor& a, const Tensor&) { return relu6(a); });
+  both("add", [](const Tensor& a, const Tensor& b) { return add(a, b); });
+  both("add_relu", [](const Tensor& a, const Tensor& b) { return add_relu(a, b); });
+  both("scale", [](const Tensor& a, const Tensor&) { return scale(a, 0.5); });
+  const std::vector<float> r = relu(x.to(Device::cuda)).to_vector<float>();
+  CHECK(std::isnan(r[0]));
+  CHECK(std::isnan(r[8]));
+  CHECK(r[1] == INFINITY);
+  CHECK(r[2] == 0.0f);
 }
 
 TEST_CASE("parity: dropout draws the same mask on CPU and GPU") {

@@ -66,6 +66,25 @@ TEST_CASE("parity: cross_entropy reports the first bad label after the kernel") 
                        doctest::Contains("cross_entropy: tensors on different devices"), Error);
 }
 
+TEST_CASE("parity: argmax with NaN and infinite logits picks the first NaN, as the CPU and PyTorch") {
+  // NaN in the last column, beside +inf, twice in a row, everywhere; rows of 4 to 1000 columns, so
+  // NaNs land in every position of the warp reduction, which must not lose a NaN lane.
+  for (int64_t c : {4, 33, 64, 1000}) {
+    std::vector<float> v = random_tensor({6, c}, 4, -3.0, 3.0).to_vector<float>();
+    v[0 * c + c - 1] = NAN;                        // last column only
+    v[1 * c + 0] = INFINITY, v[1 * c + c / 2] = NAN;  // NaN beats +inf
+    v[2 * c + c / 3] = NAN, v[2 * c + c - 1] = NAN;   // the first of two
+    v[3 * c + 1] = INFINITY;                       // no NaN: +inf
+    for (int64_t j = 0; j < c; ++j) v[4 * c + j] = NAN;  // all NaN: column 0
+    const Tensor x = Tensor::from_vector(v, {6, c});
+    const std::vector<int64_t> cpu = argmax(x).to_vector<int64_t>();
+    CHECK(cpu[0] == c - 1);
+    CHECK(cpu[1] == c / 2);
+    CHECK(cpu[4] == 0);
+    CHECK_MESSAGE(argmax(x.to(Device::cuda)).to_vector<int64_t>() == cpu, "argmax with NaN, " << c << " columns");
+  }
+}
+
 TEST_CASE("parity: argmax and correct counts, ties included") {
   for (const Shape& s :
        {Shape{7, 3}, Shape{129, 100}, Shape{1000, 10}, Shape{3, 1000}, Shape{4, 1}}) {

@@ -62,4 +62,8 @@ TEST_CASE("parity: fused gather + crop + flip + normalise is identical on CPU an
     // where nvcc contracts (v / 255 - mean) * inv_std into an FMA.
     test::expect_close(gpu, cpu, {1e-6, 1e-6}, aug ? "augmented batch" : "plain batch");
   }
+  // A bad index is refused before the kernel reads outside the images.
+  const Tensor bad = Tensor::from_vector(std::vector<int64_t>{3, 40}, {2}, Device::cuda);
+  CHECK_THROWS_WITH_AS(assemble_batch(images.to(Device::cuda), bad, p),
+                       doctest::Contains("assemble_batch: index 40 outside a dataset of 40"), Error);
 }

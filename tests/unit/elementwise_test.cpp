@@ -2,6 +2,8 @@
 // against central finite differences in f64.
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include "engine/autograd.h"
 #include "engine/ops/elementwise.h"
 #include "tests/common/check.h"
@@ -37,6 +39,22 @@ TEST_CASE("elementwise ops: backward matches finite differences") {
     Generator gen(11);
     return dropout(in[0], 0.3, true, gen);
   }, {x}, "dropout");
+}
+
+TEST_CASE("relu, add_relu and relu6 backward at the edges: +inf passes (PyTorch), 0 and the cap do not") {
+  const float inf = INFINITY;
+  const std::vector<float> values{inf, 0.0f, -1.0f, 2.0f, 6.0f, 7.0f};
+  const Tensor seed = Tensor::from_vector(std::vector<float>{1, 2, 3, 4, 5, 6}, {6});
+  auto grad_of = [&](auto f) {
+    const Tensor x = leaf(Tensor::from_vector(values, {6}));
+    const Tensor zero = leaf(Tensor::zeros({6}));
+    autograd::backward(f(x, zero), seed);
+    return x.grad().to_vector<float>();
+  };
+  const std::vector<float> relu_grad{1, 0, 0, 4, 5, 6};
+  CHECK(grad_of([](const Tensor& x, const Tensor&) { return relu(x); }) == relu_grad);
+  CHECK(grad_of([](const Tensor& x, const Tensor& z) { return add_relu(x, z); }) == relu_grad);
+  CHECK(grad_of([](const Tensor& x, const Tensor&) { return relu6(x); }) == std::vector<float>{0, 0, 0, 4, 0, 0});
 }
 
 TEST_CASE("add and scale: values and shape checks") {

@@ -151,6 +151,14 @@ TEST_CASE("argmax: first maximum wins, and correct counts") {
   add_correct_count(rounded, labels_tensor(ref), count);
   CHECK(count.to_vector<int64_t>()[0] == 100 + 33 + 50);
 
+  // NaN is above every number, as in PyTorch: the first NaN of a row wins, wherever it is.
+  const float nan = NAN;
+  const Tensor with_nan = Tensor::from_vector(std::vector<float>{1, nan, 3, nan, nan, 0, 0, 0, 2, 2, inf, nan,
+                                                                  5, 1, 2, inf},
+                                              {4, 4});
+  CHECK(argmax(with_nan).to_vector<int64_t>() == std::vector<int64_t>{1, 0, 3, 3});
+  CHECK(argmax(with_nan.to(DType::f64)).to_vector<int64_t>() == std::vector<int64_t>{1, 0, 3, 3});
+
   CHECK_THROWS_WITH_AS(argmax(Tensor::empty({3, 0})),
                        doctest::Contains("argmax: x (3, 0) has no columns"), Error);
   CHECK_THROWS_WITH_AS(count_correct(rounded, labels_tensor({1, 2})),
