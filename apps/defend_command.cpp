@@ -281,12 +281,12 @@ std::vector<DefenseRow> run_offline(const DefendOptions& o) {
 // One setting, stage by stage under out/<setting>/.
 std::vector<DefenseRow> run_setting(const Setting& st, const DefendOptions& o, const std::string& data, Device device) {
   const fs::path dir = fs::path(o.out) / st.name;
-  fs::create_directories(dir / "victim");
   ImageDataset train = random_subset(load_dataset(st.dataset, data, true), o.train_subset, o.seed ^ 0x7472u);
   ImageDataset test = random_subset(load_dataset(st.dataset, data, false), o.test_subset, o.seed ^ 0x7465u);
   test.mean = train.mean, test.std = train.std;
   const Trigger trigger = make_trigger(st.trigger, train.channels, train.height, train.width, o.alpha, o.seed);
   const PoisonedSet poisoned = poison_dataset(train, trigger, {st.fraction, o.target, o.all_classes, o.seed});
+  fs::create_directories(dir / "victim");  // only once the data and the attack are good
   // Every test image triggered; the standard ASR counts the non-target ones.
   const ImageDataset asr_set = triggered_test_set(test, trigger, o.target, true);
   auto asr_of = [&](Trainer& t, const DeviceDataset& d) {

@@ -1,6 +1,8 @@
 // sieve: the command line. Every failure is one line "sieve: <what and why>" and exit code 1.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
+#include <system_error>
 
 #include "apps/bench_command.h"
 #include "apps/defend_command.h"
@@ -10,9 +12,25 @@
 #include "engine/error.h"
 #include "models/model.h"
 
+namespace {
+
+namespace fs = std::filesystem;
+
+// Whether the tree under dir holds no file at all (only empty folders).
+bool holds_no_file(const fs::path& dir) {
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (!it->is_directory(ec)) return false;
+  return !ec;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"sieve: a deep-learning engine for backdoor-poisoning research"};
   app.require_subcommand(1);
+  // A bad flag is one line like any other failure: "sieve: --epochs: Value 0 not in range ...".
+  app.failure_message([](const CLI::App*, const CLI::Error& e) { return std::string("sieve: ") + e.what() + "\n"; });
   sieve::TrainOptions train;
   CLI::App* train_cmd = sieve::add_train_command(app, train);
   sieve::DefendOptions defend;
@@ -29,6 +47,16 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  // The output folder of the command that runs, if it is new: a failure that leaves it without a
+  // single file (bad flags or data found after it was made) removes it again, so a failed run
+  // leaves nothing behind. A folder that held a run before is never touched.
+  std::string out;
+  if (*train_cmd) out = train.out;
+  if (*defend_cmd) out = defend.out;
+  if (*study_cmd) out = study.out;
+  if (*bench_cmd) out = bench.out;
+  std::error_code ec;
+  const bool out_is_new = !out.empty() && !fs::exists(out, ec);
   try {
     if (*train_cmd) sieve::run_train(train, train_cmd);
     if (*defend_cmd) sieve::run_defend(defend, defend_cmd);
@@ -47,6 +75,7 @@ int main(int argc, char** argv) {
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sieve: %s\n", e.what());
+    if (out_is_new && fs::is_directory(out, ec) && holds_no_file(out)) fs::remove_all(out, ec);
     return 1;
   }
   return 0;

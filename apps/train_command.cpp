@@ -103,13 +103,13 @@ std::vector<EpochStats> run_train(TrainOptions o, const CLI::App* parsed) {
   const fs::path checkpoint = out / "checkpoint.safetensors";
   SIEVE_CHECK(o.resume || !fs::exists(checkpoint), "--out ", o.out,
               " already holds a run (checkpoint.safetensors): pass --resume to continue it, or choose another --out");
-  fs::create_directories(out);
 
   ImageDataset train = load_dataset(o.dataset, o.data, true);
   ImageDataset test = load_dataset(o.dataset, o.data, false);
   test.mean = train.mean, test.std = train.std;  // normalise test data with the training statistics
   train = random_subset(train, o.train_subset, o.train.seed ^ 0x7472u);
   test = random_subset(test, o.test_subset, o.train.seed ^ 0x7465u);
+  fs::create_directories(out);  // only once the data has loaded: bad input leaves nothing behind
 
   ModelConfig mc;
   mc.num_classes = train.num_classes;

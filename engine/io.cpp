@@ -1,8 +1,11 @@
 #include "engine/io.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cstdlib>
 
 #include <atomic>
 #include <cerrno>
@@ -54,6 +57,37 @@ int create_temp(const std::string& path, std::string& temp_path) {
   }
 }
 
+// Removes "<path>.tmp.<pid>.<n>" files left by processes that no longer run (killed between
+// creating their temporary file and renaming it), so a resumed run leaves no stale temp files.
+void remove_stale_temps(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  const fs::path folder = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  const std::string prefix = target.filename().string() + ".tmp.";
+  std::error_code ec;
+  for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+    if (pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == -1 && errno == ESRCH) fs::remove(it->path(), ec);
+  }
+}
+
+// Fault injection for the kill-anywhere test (tests/cli/kill_anywhere.sh): with
+// SIEVE_FAULT_KILL_WRITE=N the process SIGKILLs itself in the middle of its N-th atomic write,
+// half of the bytes in the temporary file, as a kill at the worst instant would.
+void maybe_die_mid_write(int fd, const std::string& bytes) {
+  static const long kill_at = [] {
+    const char* v = std::getenv("SIEVE_FAULT_KILL_WRITE");
+    return v ? std::strtol(v, nullptr, 10) : 0L;
+  }();
+  static std::atomic<long> writes{0};
+  if (kill_at <= 0 || ++writes != kill_at) return;
+  write_all(fd, bytes.data(), bytes.size() / 2);
+  ::raise(SIGKILL);
+}
+
 void fsync_folder(const std::string& path) {
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   const std::string folder = parent.empty() ? std::string(".") : parent.string();
@@ -67,6 +101,7 @@ void fsync_folder(const std::string& path) {
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   SIEVE_CHECK(!path.empty(), "write_file_atomic: empty path");
+  remove_stale_temps(path);
   std::string temp_path;
   Fd file(create_temp(path, temp_path));
   SIEVE_CHECK(file.fd >= 0, path, ": cannot create temporary file ", temp_path, ": ",
@@ -78,6 +113,7 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     ::unlink(temp_path.c_str());
     fail(path, ": cannot ", what, " ", temp_path, ": ", errno_text(err));
   };
+  maybe_die_mid_write(file.fd, bytes);
   check(write_all(file.fd, bytes.data(), bytes.size()), "write");
   check(::fsync(file.fd) == 0, "sync");
   // close() can report a deferred write error (NFS, quota); ignoring it could leave a

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 
 #include "engine/io.h"
@@ -326,6 +327,23 @@ TEST_CASE("write_file_atomic: replaces fully, fails cleanly, leaves no temporary
   CHECK_THROWS_WITH_AS(write_file_atomic(taken, "x"), contains(taken + ": cannot rename"), Error);
   CHECK(dir.listing() == std::vector<std::string>{"state.bin", "taken"});
   CHECK(fs::is_directory(dir.path / "taken" / "inner"));
+}
+
+TEST_CASE("write_file_atomic: temporary files of a killed process are swept by the next write") {
+  TempDir dir;
+  const std::string path = dir / "checkpoint.safetensors";
+  // A process killed between creating its temporary file and renaming it leaves one behind. A
+  // pid above the kernel's limit (pid_max <= 2^22) never runs; the writer's own pid does.
+  const std::string dead = path + ".tmp.99999999.3", mine = path + ".tmp." + std::to_string(::getpid()) + ".99";
+  const std::string other = dir / "other.json.tmp.99999999.0";
+  for (const std::string& f : {dead, mine, other}) std::ofstream(f) << "half";
+  write_file_atomic(path, "whole");
+  CHECK(read_file(path) == "whole");
+  CHECK(!fs::exists(dead));
+  CHECK(fs::exists(mine));   // this process's own, perhaps being written by another thread
+  CHECK(fs::exists(other));  // another file's leftovers go when that file is written again
+  write_file_atomic(dir / "other.json", "{}");
+  CHECK(!fs::exists(other));
 }
 
 TEST_CASE("read_file: whole contents, clear errors") {

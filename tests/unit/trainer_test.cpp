@@ -30,13 +30,17 @@ TrainConfig tiny_config(const std::string& checkpoint) {
   return c;
 }
 
+std::unique_ptr<Model> resnet20_for_4_classes() {
+  ModelConfig mc;
+  mc.num_classes = 4;
+  return make_model("resnet20", mc);
+}
+
 // Trains ResNet-20 on 64 synthetic images; stop_after > 0 throws after that many epochs, as a kill would.
 Run train_tiny(const std::string& checkpoint, int64_t stop_after) {
   const DeviceDataset train = to_device(make_synthetic(64, 4, 1), Device::cpu);
   const DeviceDataset test = to_device(make_synthetic(32, 4, 2), Device::cpu);
-  ModelConfig mc;
-  mc.num_classes = 4;
-  auto model = make_model("resnet20", mc);
+  auto model = resnet20_for_4_classes();
   Trainer t(*model, train, &test, tiny_config(checkpoint));
   t.on_epoch_end([&](int64_t epoch) {
     if (stop_after > 0 && epoch + 1 > stop_after) throw std::runtime_error("killed");
@@ -70,9 +74,7 @@ TEST_CASE("trainer: an epoch at lr 0 (the study's first warm-up epoch) still mov
   // but every forward in train mode updates the running statistics and every step fills the
   // momentum buffer, so the next epoch starts from other statistics and velocities.
   const DeviceDataset train = to_device(make_synthetic(32, 4, 1), Device::cpu);
-  ModelConfig mc;
-  mc.num_classes = 4;
-  auto model = make_model("resnet20", mc);
+  auto model = resnet20_for_4_classes();
   TrainConfig c = tiny_config("");
   c.epochs = 1;
   c.schedule = "warmup_cosine";
@@ -94,9 +96,7 @@ TEST_CASE("trainer: an epoch at lr 0 (the study's first warm-up epoch) still mov
 
 TEST_CASE("trainer: subsets, sample weights and a NaN loss") {
   const DeviceDataset train = to_device(make_synthetic(32, 4, 1), Device::cpu);
-  ModelConfig mc;
-  mc.num_classes = 4;
-  auto model = make_model("resnet20", mc);
+  auto model = resnet20_for_4_classes();
   TrainConfig c = tiny_config("");
   c.epochs = 1;
   Trainer t(*model, train, nullptr, c);
