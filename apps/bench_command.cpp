@@ -25,6 +25,7 @@
 #include "engine/cpu/onednn.h"
 #include "engine/device.h"
 #include "engine/flops.h"
+#include "engine/io.h"
 #include "engine/rng.h"
 #include "models/model.h"
 #include "training/trainer.h"
@@ -297,11 +298,7 @@ void write_markdown(const std::string& path, const json& doc) {
            << (t["epoch_seconds"].is_null() ? "" : ", epoch " + fmt(t["epoch_seconds"], "%.1f") + " s")
            << ", PyTorch " << t["torch_version"].get<std::string>() << "\n";
   }
-  std::ofstream f(path + ".tmp");
-  f << md.str();
-  f.close();
-  SIEVE_CHECK(f, path, ": cannot write");
-  std::filesystem::rename(path + ".tmp", path);
+  write_file_atomic(path, md.str());
 }
 
 }  // namespace
