@@ -112,7 +112,10 @@ CudaAllocatorStats cuda_allocator_stats() { return allocator().stats(); }
 void cuda_empty_cache() { allocator().empty_cache(); }
 void cuda_set_alloc_poison(bool on) { allocator().set_poison(on); }
 
-void cuda_synchronize() { SIEVE_CUDA_CHECK(cudaStreamSynchronize(cuda::stream())); }
+// Nothing to wait for without a usable GPU (a CUDA build on a CPU-only machine).
+void cuda_synchronize() {
+  if (cuda_available()) SIEVE_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
+}
 
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
   if (bytes == 0) return;
