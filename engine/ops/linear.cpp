@@ -41,7 +41,8 @@ ChannelLayout channel_layout(const Tensor& t) {
 }  // namespace
 
 void add_channel_bias_(const Tensor& y, const Tensor& bias) {
-  const auto [outer, channels, inner] = channel_layout(y);
+  const ChannelLayout layout = channel_layout(y);  // named fields: lambdas below capture them
+  const int64_t outer = layout.outer, channels = layout.channels, inner = layout.inner;
   SIEVE_CHECK(bias.numel() == channels, "bias: ", shape_str(bias.shape()), " does not match the ",
               channels, " channels of ", shape_str(y.shape()));
   if (y.is_cuda()) {
@@ -60,7 +61,8 @@ void add_channel_bias_(const Tensor& y, const Tensor& bias) {
 }
 
 Tensor channel_bias_grad(const Tensor& dy) {
-  const auto [outer, channels, inner] = channel_layout(dy);
+  const ChannelLayout layout = channel_layout(dy);
+  const int64_t outer = layout.outer, channels = layout.channels, inner = layout.inner;
   Tensor db = Tensor::empty({channels}, dy.dtype(), dy.device());
   if (dy.is_cuda()) {
     check_cuda_f32("bias gradient", dy);

@@ -61,7 +61,9 @@ double smallest_gap(const Tensor& x, int64_t budget) {
 }  // namespace
 
 TEST_CASE("parity: facility location greedy picks the same points and cluster sizes") {
-  for (auto [m, d, budget] : {std::tuple{400, 10, 40}, {257, 3, 25}, {1000, 10, 100}}) {
+  for (const auto& config : {std::tuple{400, 10, 40}, {257, 3, 25}, {1000, 10, 100}}) {
+    const auto [m_, d, budget] = config;
+    const int m = m_;  // a plain name: doctest's CAPTURE takes it in a lambda
     const Tensor x = random_tensor({m, d}, 4 + m);
     CAPTURE(m);
     REQUIRE_MESSAGE(smallest_gap(x, budget) > 1e-5, "test data with near-tied gains: pick another seed");

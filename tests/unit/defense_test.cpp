@@ -96,8 +96,10 @@ TEST_CASE("defenses: spectral_signature, activation_clustering, spectre and scan
   const Synthetic s = make_synthetic(true, 1);
   const int64_t budget = removal_budget(1.0, kPoisonFraction, kSamples);
   REQUIRE(budget == 100);
-  for (const auto& [name, min_recall] : std::vector<std::pair<std::string, double>>{
+  for (const auto& expected : std::vector<std::pair<std::string, double>>{
            {"spectral_signature", 0.9}, {"activation_clustering", 0.9}, {"spectre", 1.0}, {"scan", 1.0}}) {
+    const std::string& name = expected.first;  // a plain name: doctest's macros capture it in lambdas
+    const double min_recall = expected.second;
     const DetectionMetrics m = detection_metrics(fit_and_score(name, s, Tensor()), s.is_poison, budget);
     CHECK_MESSAGE(m.recall >= min_recall, name << ": recall " << m.recall);
     CHECK_MESSAGE(m.auroc >= 0.99, name << ": AUROC " << m.auroc);
@@ -111,7 +113,9 @@ TEST_CASE("defenses: spectre and scan when poisons are a third of their class") 
   // at once and the whitened covariance is the identity). scan's two-subgroup split separates
   // them outright (0.97): the clusters overlap slightly at this distance, hence the thresholds.
   const Synthetic s = make_synthetic(true, 2, 4.5, true);
-  for (const auto& [name, min_recall] : std::vector<std::pair<std::string, double>>{{"spectre", 0.9}, {"scan", 0.95}}) {
+  for (const auto& expected : std::vector<std::pair<std::string, double>>{{"spectre", 0.9}, {"scan", 0.95}}) {
+    const std::string& name = expected.first;
+    const double min_recall = expected.second;
     const DetectionMetrics m = detection_metrics(fit_and_score(name, s, Tensor()), s.is_poison, 100);
     CHECK_MESSAGE(m.recall >= min_recall, name << ": recall " << m.recall);
   }
