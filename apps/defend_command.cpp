@@ -10,9 +10,11 @@
 
 #include "apps/plot.h"
 #include "apps/run_info.h"
+#include "apps/state_files.h"
 #include "apps/train_command.h"
 #include "attacks/attacks.h"
 #include "defense/defense.h"
+#include "defense/feature_dump.h"
 #include "engine/device.h"
 #include "engine/io.h"
 #include "engine/safetensors.h"
@@ -50,14 +52,6 @@ std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
-std::vector<std::string> chosen_defenses(const std::string& spec) {
-  if (spec == "all") return defense_names();
-  if (spec == "none") return {};  // the victim and its feature dump only
-  std::vector<std::string> names = split_list(spec);
-  SIEVE_CHECK(!names.empty(), "--defenses: empty list");
-  for (const std::string& n : names) make_defense(n);  // rejects unknown names with the known list
-  return names;
-}
 
 
 // Histograms of the scores of clean samples and of poisons (each normalised to its own count).
@@ -86,38 +80,8 @@ void write_score_histogram(const std::string& path, const std::string& title, co
   write_line_plots(path, title, {Panel{"fraction of samples per score bin", "suspicion score", {c, p}}});
 }
 
-struct Features {
-  Tensor features, logits;
-  std::vector<int64_t> labels;
-  std::vector<uint8_t> is_poison;
-  int64_t num_classes = 0;
-  double poison_fraction = 0;  // the fraction the defenses are told (--assumed-fraction, else the true one)
-};
-
-Features load_features(const std::string& path) {
-  const SafetensorsFile f = load_safetensors(path);
-  for (const char* k : {"features", "logits", "labels", "is_poison"})
-    SIEVE_CHECK(f.tensors.count(k), path, ": not a sieve feature dump (no '", k, "' tensor)");
-  for (const char* k : {"num_classes", "poison_fraction"})
-    SIEVE_CHECK(f.metadata.count(k), path, ": not a sieve feature dump (no '", k, "' metadata)");
-  Features d;
-  d.features = f.tensors.at("features").to(DType::f32);
-  d.logits = f.tensors.at("logits").to(DType::f32);
-  d.labels = f.tensors.at("labels").to(DType::i64).to_vector<int64_t>();
-  d.is_poison = f.tensors.at("is_poison").to(DType::u8).to_vector<uint8_t>();
-  d.num_classes = std::stoll(f.metadata.at("num_classes"));
-  d.poison_fraction = std::stod(f.metadata.count("assumed_fraction") ? f.metadata.at("assumed_fraction")
-                                                                      : f.metadata.at("poison_fraction"));
-  const int64_t n = static_cast<int64_t>(d.labels.size());
-  SIEVE_CHECK(d.features.ndim() == 2 && d.features.dim(0) == n && d.logits.ndim() == 2 && d.logits.dim(0) == n &&
-                  static_cast<int64_t>(d.is_poison.size()) == n,
-              path, ": features ", shape_str(d.features.shape()), ", logits ", shape_str(d.logits.shape()), ", ",
-              n, " labels and ", d.is_poison.size(), " poison flags disagree in size");
-  return d;
-}
-
 // Scores the dump with one defense (fit on the poisoned labels, score every sample).
-std::vector<double> score_with(const std::string& name, const Features& f) {
+std::vector<double> score_with(const std::string& name, const FeatureDump& f) {
   auto d = make_defense(name);
   d->fit(f.features, f.labels, f.num_classes, f.poison_fraction);
   std::vector<double> s = d->score(f.features, f.logits);
@@ -142,7 +106,7 @@ struct PublishedRow {
 std::vector<PublishedRow> load_published(const std::string& path) {
   std::vector<PublishedRow> rows;
   if (path.empty() || !fs::exists(path)) return rows;
-  std::istringstream in(read_file(path));
+  std::istringstream in(read_file(path, kMaxJsonFileBytes));
   std::string line;
   std::getline(in, line);
   SIEVE_CHECK(line == "method,type,setting,clean_acc,asr,poison_recall,defense_score", path,
@@ -153,7 +117,8 @@ std::vector<PublishedRow> load_published(const std::string& path) {
     std::stringstream ss(line);
     for (std::string x; std::getline(ss, x, ',');) c.push_back(x);
     SIEVE_CHECK(c.size() == 7, path, ": row '", line, "' does not have 7 columns");
-    rows.push_back({c[0], c[1], c[2], std::stod(c[3]), std::stod(c[4]), std::stod(c[5]), std::stod(c[6])});
+    const auto value = [&](size_t i) { return parse_double(c[i], cat(path, ": row '", line, "' column ", i + 1)); };
+    rows.push_back({c[0], c[1], c[2], value(3), value(4), value(5), value(6)});
   }
   return rows;
 }
@@ -221,17 +186,13 @@ DumpInfo describe_dump(const std::string& path) {
   DumpInfo d;
   const fs::path dir = fs::path(path).parent_path();
   if (fs::exists(dir / "setting.json")) {
-    const json st = load_json(dir / "setting.json");
-    std::ostringstream a;
-    a << st.value("trigger", std::string("?")) << ", " << st.value("poisons", 0) << " poisons ("
-      << 100 * st.value("poison_fraction", 0.0) << "%) of " << st.value("train_size", 0) << ", target "
-      << st.value("target", 0) << (st.value("poisons_from_all_classes", false) ? ", from all classes" : "");
-    if (st.contains("assumed_fraction")) a << ", defenses told " << 100 * st["assumed_fraction"].get<double>() << "%";
-    d.attack = a.str();
+    const fs::path path = dir / "setting.json";
+    d.attack = describe_setting(load_json(path), path.string());
   }
   if (fs::exists(dir / "victim" / "result.json")) {
-    const json v = load_json(dir / "victim" / "result.json");
-    d.victim_acc = v.value("clean_acc", NAN), d.victim_asr = v.value("asr", NAN);
+    const fs::path path = dir / "victim" / "result.json";
+    const AccuracyAsr v = read_accuracy_asr(load_json(path), path.string());
+    d.victim_acc = v.clean_acc, d.victim_asr = v.asr;
   }
   return d;
 }
@@ -247,7 +208,7 @@ std::vector<DefenseRow> run_offline(const DefendOptions& o) {
      << "| features | attack | victim acc | victim ASR | defense | budget | poisons | recall | precision | AUROC |\n"
      << "|---|---|---|---|---|---|---|---|---|---|\n";
   for (const std::string& path : o.offline) {
-    Features f = load_features(path);
+    FeatureDump f = load_feature_dump(path);
     if (o.assumed_fraction >= 0) f.poison_fraction = o.assumed_fraction;
     const DumpInfo info = describe_dump(path);
     const int64_t n = static_cast<int64_t>(f.labels.size());
@@ -305,12 +266,7 @@ std::vector<DefenseRow> run_setting(const Setting& st, const DefendOptions& o, c
                     {"seed", o.seed}, {"augment", o.augment}};
   if (o.assumed_fraction >= 0) key["assumed_fraction"] = told;
   if (fs::exists(dir / "setting.json")) {
-    json stored = load_json(dir / "setting.json");
-    stored.erase("run");
-    for (const auto& [k, v] : key.items())
-      SIEVE_CHECK(stored.contains(k) && stored[k] == v, (dir / "setting.json").string(), ": this folder holds a run with ",
-                  k, " = ", stored.contains(k) ? stored[k].dump() : "(none)", ", not ", v.dump(),
-                  "; choose another --out");
+    check_setting(load_json(dir / "setting.json"), key, (dir / "setting.json").string());
   } else {
     json with_run = key;
     with_run["run"] = run_info(device_name(device));
@@ -352,18 +308,18 @@ std::vector<DefenseRow> run_setting(const Setting& st, const DefendOptions& o, c
     victim = {{"clean_acc", h.back().test_acc}, {"asr", asr_of(t, dasr)}};
     save_json(dir / "victim" / "result.json", victim);
   }
-  std::fprintf(stderr, "sieve defend: %s: victim clean acc %.4f, ASR %.4f\n", st.name.c_str(),
-               victim["clean_acc"].get<double>(), victim["asr"].get<double>());
+  const AccuracyAsr v = read_accuracy_asr(victim, (dir / "victim" / "result.json").string());
+  std::fprintf(stderr, "sieve defend: %s: victim clean acc %.4f, ASR %.4f\n", st.name.c_str(), v.clean_acc, v.asr);
 
   std::vector<DefenseRow> rows;
   DefenseRow none;
   none.setting = st.name, none.defense = "none";
-  none.clean_acc = victim["clean_acc"], none.asr = victim["asr"];
+  none.clean_acc = v.clean_acc, none.asr = v.asr;
   none.poisons = static_cast<int64_t>(poisoned.poison_indices.size());
   none.precision = none.auroc = NAN;  // nothing is scored or removed
   rows.push_back(none);
 
-  const Features f = load_features(features_path.string());
+  const FeatureDump f = load_feature_dump(features_path.string());
   const int64_t budget = removal_budget(o.removal_factor, told, train.size());
   for (const std::string& name : chosen_defenses(o.defenses)) {
     const fs::path ddir = dir / "defenses" / name;
@@ -383,13 +339,14 @@ std::vector<DefenseRow> run_setting(const Setting& st, const DefendOptions& o, c
              {"removed", top_suspicious(scores, budget)}};
       save_json(ddir / "detection.json", det);
     }
+    const DetectionRecord d = read_detection(det, (ddir / "detection.json").string(), train.size());
     // Stage 3: retrain from scratch on what the defense kept.
     json res;
     if (fs::exists(ddir / "result.json")) {
       res = load_json(ddir / "result.json");
     } else {
       std::vector<uint8_t> removed(static_cast<size_t>(train.size()), 0);
-      for (int64_t i : det["removed"].get<std::vector<int64_t>>()) removed[i] = 1;
+      for (int64_t i : d.removed) removed[i] = 1;
       std::vector<int64_t> keep;
       for (int64_t i = 0; i < train.size(); ++i)
         if (!removed[i]) keep.push_back(i);
@@ -400,18 +357,18 @@ std::vector<DefenseRow> run_setting(const Setting& st, const DefendOptions& o, c
       Trainer t(*model, dtrain, &dtest, rc);
       t.set_subset(keep);
       std::fprintf(stderr, "sieve defend: %s: retraining after %s (removed %ld, %ld of %ld poisons)\n", st.name.c_str(),
-                   name.c_str(), long(det["budget"].get<int64_t>()), long(det["removed_poisons"].get<int64_t>()),
-                   long(det["poisons"].get<int64_t>()));
+                   name.c_str(), long(d.budget), long(d.removed_poisons), long(d.poisons));
       const std::vector<EpochStats> h = t.fit();
       write_history(ddir.string(), h, name + " retrain: " + st.name);
       res = {{"clean_acc", h.back().test_acc}, {"asr", asr_of(t, dasr)}};
       save_json(ddir / "result.json", res);
     }
+    const AccuracyAsr retrained = read_accuracy_asr(res, (ddir / "result.json").string());
     DefenseRow r;
     r.setting = st.name, r.defense = name;
-    r.clean_acc = res["clean_acc"], r.asr = res["asr"];
-    r.recall = det["recall"], r.precision = det["precision"], r.auroc = det["auroc"];
-    r.budget = det["budget"], r.removed_poisons = det["removed_poisons"], r.poisons = det["poisons"];
+    r.clean_acc = retrained.clean_acc, r.asr = retrained.asr;
+    r.recall = d.recall, r.precision = d.precision, r.auroc = d.auroc;
+    r.budget = d.budget, r.removed_poisons = d.removed_poisons, r.poisons = d.poisons;
     rows.push_back(r);
     print_rows({r});
   }
@@ -419,6 +376,15 @@ std::vector<DefenseRow> run_setting(const Setting& st, const DefendOptions& o, c
 }
 
 }  // namespace
+
+std::vector<std::string> chosen_defenses(const std::string& spec) {
+  if (spec == "all") return defense_names();
+  if (spec == "none") return {};  // the victim and its feature dump only
+  std::vector<std::string> names = split_list(spec);
+  SIEVE_CHECK(!names.empty(), "--defenses: empty list");
+  for (const std::string& n : names) make_defense(n);  // rejects unknown names with the known list
+  return names;
+}
 
 CLI::App* add_defend_command(CLI::App& app, DefendOptions& o) {
   CLI::App* c = app.add_subcommand("defend", "the poisoned-sample-scoring defense benchmark (study 2)");

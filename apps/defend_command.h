@@ -43,4 +43,7 @@ struct DefenseRow {
 CLI::App* add_defend_command(CLI::App& app, DefendOptions& options);
 std::vector<DefenseRow> run_defend(DefendOptions options, const CLI::App* parsed = nullptr);
 
+// --defenses: "all", "none" or a comma list of known defense names; unknown names are an error.
+std::vector<std::string> chosen_defenses(const std::string& spec);
+
 }  // namespace sieve

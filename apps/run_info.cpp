@@ -46,8 +46,6 @@ nlohmann::json run_info(const std::string& device) {
           {"started_utc", when}};
 }
 
-nlohmann::json load_json(const std::string& path) { return nlohmann::json::parse(read_file(path)); }
-
 void save_json(const std::string& path, const nlohmann::json& value) { write_file_atomic(path, value.dump(2) + "\n"); }
 
 }  // namespace sieve

@@ -11,6 +11,7 @@
 
 #include "apps/plot.h"
 #include "apps/run_info.h"
+#include "apps/state_files.h"
 #include "apps/train_command.h"
 #include "attacks/attacks.h"
 #include "defense/pruning.h"
@@ -83,11 +84,6 @@ std::string aggregated_header(bool with_extras) {
   return h;
 }
 
-// A number of a result file; null (how a NaN is stored) reads as NaN.
-double number(const json& j, const char* key) {
-  return j.contains(key) && j[key].is_number() ? j[key].get<double>() : NAN;
-}
-
 // Python's repr of a float, as the study's files hold them: the shortest text that reads back
 // exactly, "1.0" rather than "1"; NaN (a value not reached) is an empty field, as pandas writes it.
 std::string csv_number(double v) {
@@ -125,19 +121,6 @@ std::vector<std::string> split_fields(const std::string& s) {
   return out;
 }
 
-// The study's names of the chosen methods, in the study's order.
-std::vector<std::string> chosen_methods(const std::string& spec) {
-  std::vector<std::string> asked = split_fields(spec);
-  asked.erase(std::remove(asked.begin(), asked.end(), ""), asked.end());
-  SIEVE_CHECK(!asked.empty(), "--methods: empty list");
-  for (const std::string& a : asked)
-    SIEVE_CHECK(std::any_of(study_methods().begin(), study_methods().end(), [&](const Method& m) { return m.cli == a; }),
-                "--methods: unknown method '", a, "' (known: full, random, el2n, forgetting, craig)");
-  std::vector<std::string> names;
-  for (const Method& m : study_methods())
-    if (std::find(asked.begin(), asked.end(), m.cli) != asked.end()) names.push_back(m.name);
-  return names;
-}
 
 uint64_t replicate_seed(const StudyOptions& o, int64_t r) {
   return o.seed ? *o.seed + static_cast<uint64_t>(r) : kPublishedSeeds[r];
@@ -292,8 +275,8 @@ Selection selection_stage(const Study& s, const std::string& method, Replicate& 
                           const std::string& cell) {
   const fs::path path = dir / "selection.json";
   if (fs::exists(path)) {
-    const json j = load_json(path);
-    return {j.at("indices").get<std::vector<int64_t>>(), j.at("weights").get<std::vector<float>>(), {}};
+    SelectionRecord r = read_selection(load_json(path), path.string(), rep.train.size());
+    return {std::move(r.indices), std::move(r.weights), {}};
   }
   const Selection sel = make_selection(s, method, rep);
   int64_t kept = 0;
@@ -389,7 +372,7 @@ json imp_stage(const Study& s, const Selection& sel, const Replicate& rep, const
   }
   const StateDict rewind = checkpoint_model(rewind_path);
   Tensor mask;
-  json rounds = json::array();
+  json rounds = json::array(), per_round = json::array();
   for (int64_t r = 1; r <= s.o.imp_rounds; ++r) {
     const fs::path rd = imp / ("round-" + std::to_string(r));
     const std::string what = cell + " IMP round " + std::to_string(r);
@@ -428,10 +411,10 @@ json imp_stage(const Study& s, const Selection& sel, const Replicate& rep, const
       std::fprintf(stderr, "sieve study: %s: clean acc %.4f, ASR %.4f (non-target %.4f)\n", what.c_str(),
                    h.back().test_acc, asr, asr_nontarget);
     }
+    const std::string path = (rd / "result.json").string();
+    per_round.push_back({{"round", json_int(res, "round", path, r, r)}, {"sparsity", json_field(res, "sparsity", path)}});
     rounds.push_back(res);
   }
-  json per_round = json::array();
-  for (const json& r : rounds) per_round.push_back({{"round", r["round"]}, {"sparsity", r["sparsity"]}});
   save_json(dir / "sparsity.json", {{"scope", seed_protocol ? "per_layer" : "global"},
                                     {"fraction_per_round", fraction}, {"rounds", per_round}});
   return rounds.back();
@@ -446,12 +429,13 @@ void claim_cell(const fs::path& dir, const json& key, const std::string& method,
     save_json(path, cell);
     return;
   }
-  const json stored = load_json(path);
+  const CellRecord stored = read_cell(load_json(path), path.string());
+  const json stored_json = {{"method", stored.method}, {"replicate_idx", stored.replicate_idx}, {"seed", stored.seed}};
   for (const char* k : {"method", "replicate_idx", "seed"})
-    SIEVE_CHECK(stored.value(k, json()) == cell[k], path.string(), ": this folder holds a cell with ", k, " = ",
-                stored.value(k, json()).dump(), ", not ", cell[k].dump(), "; choose another --out");
+    SIEVE_CHECK(stored_json[k] == cell[k], path.string(), ": this folder holds a cell with ", k, " = ",
+                stored_json[k].dump(), ", not ", cell[k].dump(), "; choose another --out");
   for (const auto& [k, v] : key.items()) {
-    const json was = stored.value("study", json::object()).value(k, json());
+    const json was = stored.study.value(k, json());
     SIEVE_CHECK(was == v, path.string(), ": this folder holds a study with ", k, " = ", was.dump(), ", not ", v.dump(),
                 "; choose another --out");
   }
@@ -467,12 +451,17 @@ void run_cell(const Study& s, const std::string& method, Replicate& rep, const f
   if (s.o.selection_only) return;
   const json dense = dense_stage(s, sel, rep, dir, cell);
   const json pruned = imp_stage(s, sel, rep, dir, cell);
-  const json selected = load_json(dir / "selection.json");
-  json row = {{"method", method}, {"replicate_idx", rep.idx}, {"seed", rep.seed}};
-  for (const char* k : {"subset_size", "poison_kept", "poison_total", "poison_retention"}) row[k] = selected[k];
-  for (const char* k : {"clean_acc", "asr", "asr_nontarget", "test_loss"}) row[k] = dense[k];
-  for (const char* k : {"pruned_acc", "pruned_asr", "pruned_asr_nontarget", "pruned_test_loss"}) row[k] = pruned[k];
-  row["pruned_kept_fraction"] = pruned["sparsity"]["kept_fraction"];
+  const std::string sel_path = (dir / "selection.json").string();
+  const SelectionRecord selected = read_selection(load_json(sel_path), sel_path, rep.train.size());
+  json row = {{"method", method}, {"replicate_idx", rep.idx}, {"seed", rep.seed}, {"subset_size", selected.subset_size},
+              {"poison_kept", selected.poison_kept}, {"poison_total", selected.poison_total},
+              {"poison_retention", selected.poison_retention}};
+  const std::string dense_path = (dir / "dense" / "result.json").string();
+  for (const char* k : {"clean_acc", "asr", "asr_nontarget", "test_loss"}) row[k] = json_number(dense, k, dense_path);
+  const std::string pruned_path = (dir / "imp" / ("round-" + std::to_string(s.o.imp_rounds)) / "result.json").string();
+  for (const char* k : {"pruned_acc", "pruned_asr", "pruned_asr_nontarget", "pruned_test_loss"})
+    row[k] = json_number(pruned, k, pruned_path);
+  row["pruned_kept_fraction"] = json_number(json_field(pruned, "sparsity", pruned_path), "kept_fraction", pruned_path);
   save_json(dir / "result.json", row);
 }
 
@@ -486,39 +475,28 @@ std::vector<StudyRow> read_cells(const fs::path& folder, json& key) {
     if (e.is_directory() && fs::exists(e.path() / "cell.json")) dirs.push_back(e.path());
   std::sort(dirs.begin(), dirs.end());
   for (const fs::path& dir : dirs) {
-    const json cell = load_json(dir / "cell.json");
-    if (key.is_null()) key = cell.at("study");
+    const CellRecord cell = read_cell(load_json(dir / "cell.json"), (dir / "cell.json").string());
+    if (key.is_null()) key = cell.study;
     for (const auto& [k, v] : key.items()) {
-      const json was = cell.at("study").value(k, json());
+      const json was = cell.study.value(k, json());
       SIEVE_CHECK(was == v, (dir / "cell.json").string(), ": this cell belongs to a study with ", k, " = ", was.dump(),
                   ", not ", v.dump(), "; cells of different studies make no common report");
     }
     if (!fs::exists(dir / "selection.json")) continue;
-    const json sel = load_json(dir / "selection.json");
+    const SelectionRecord sel = read_selection(load_json(dir / "selection.json"), (dir / "selection.json").string(), -1);
     StudyRow r;
-    r.method = cell.at("method").get<std::string>();
-    r.replicate_idx = cell.at("replicate_idx");
-    r.seed = cell.at("seed");
-    r.subset_size = sel.at("subset_size"), r.poison_kept = sel.at("poison_kept"), r.poison_total = sel.at("poison_total");
-    r.poison_retention = number(sel, "poison_retention");
-    if (sel.contains("draw")) r.selection_note = sel["draw"].get<std::string>();
-    if (sel.contains("cut")) {
-      const json& c = sel["cut"];
-      std::ostringstream note;
-      note << c.value("zero_scores", 0) << " samples score exactly 0; cut at score " << c.value("cut_score", 0.0)
-           << ", " << c.value("tied_at_cut", 0) << " samples tied there, " << c.value("tied_kept", 0)
-           << " of them kept (ties broken by the lower index)";
-      r.selection_note = note.str();
-    }
+    r.method = cell.method, r.replicate_idx = cell.replicate_idx, r.seed = cell.seed;
+    r.subset_size = sel.subset_size, r.poison_kept = sel.poison_kept, r.poison_total = sel.poison_total;
+    r.poison_retention = sel.poison_retention;
+    r.selection_note = sel.note;
     if (fs::exists(dir / "result.json")) {
-      const json res = load_json(dir / "result.json");
+      const std::string path = (dir / "result.json").string();
+      const json res = load_json(path);
       for (const auto& metrics : {study_metrics(), extra_metrics()})
         for (const auto& [name, field] : metrics)
-          if (name != "poison_retention") r.*field = number(res, name.c_str());
-      const json metrics = load_json(dir / "dense" / "metrics.json");
-      for (const json& h : metrics.at("history"))
-        r.history.push_back({h["epoch"], h["lr"], h["train_loss"], h["train_acc"], h["test_loss"], h["test_acc"],
-                             h["seconds"], h["images_per_s"]});
+          if (name != "poison_retention") r.*field = optional_number(res, name.c_str(), path);
+      const std::string metrics_path = (dir / "dense" / "metrics.json").string();
+      r.history = history_from_json(json_field(load_json(metrics_path), "history", metrics_path), metrics_path);
     }
     rows.push_back(std::move(r));
   }
@@ -553,7 +531,7 @@ std::vector<double> values_of(const std::vector<StudyRow>& rows, const std::stri
 std::map<std::string, std::vector<double>> load_published(const std::string& path) {
   std::map<std::string, std::vector<double>> out;
   if (path.empty() || !fs::exists(path)) return out;
-  std::istringstream in(read_file(path));
+  std::istringstream in(read_file(path, kMaxJsonFileBytes));
   std::string line;
   std::getline(in, line);
   SIEVE_CHECK(line == aggregated_header(false), path, ": unexpected header '", line, "'");
@@ -563,7 +541,8 @@ std::map<std::string, std::vector<double>> load_published(const std::string& pat
     const std::vector<std::string> c = split_fields(line);
     SIEVE_CHECK(c.size() == columns, path, ": row '", line, "' does not have ", columns, " columns");
     std::vector<double>& v = out[c[0]];
-    for (size_t i = 1; i < c.size(); ++i) v.push_back(c[i].empty() ? NAN : std::stod(c[i]));
+    for (size_t i = 1; i < c.size(); ++i)
+      v.push_back(c[i].empty() ? NAN : parse_double(c[i], cat(path, ": row '", line, "' column ", i + 1)));
   }
   return out;
 }
@@ -697,6 +676,20 @@ std::string selection_notes(const std::vector<StudyRow>& rows) {
 }
 
 }  // namespace
+
+// The study's names of the chosen methods, in the study's order.
+std::vector<std::string> chosen_methods(const std::string& spec) {
+  std::vector<std::string> asked = split_fields(spec);
+  asked.erase(std::remove(asked.begin(), asked.end(), ""), asked.end());
+  SIEVE_CHECK(!asked.empty(), "--methods: empty list");
+  for (const std::string& a : asked)
+    SIEVE_CHECK(std::any_of(study_methods().begin(), study_methods().end(), [&](const Method& m) { return m.cli == a; }),
+                "--methods: unknown method '", a, "' (known: full, random, el2n, forgetting, craig)");
+  std::vector<std::string> names;
+  for (const Method& m : study_methods())
+    if (std::find(asked.begin(), asked.end(), m.cli) != asked.end()) names.push_back(m.name);
+  return names;
+}
 
 void write_study_reports(const std::string& out, const std::vector<StudyRow>& unsorted, const std::string& reference,
                          const json& config) {

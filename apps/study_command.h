@@ -68,4 +68,7 @@ std::vector<StudyRow> run_study(StudyOptions options);
 void write_study_reports(const std::string& out, const std::vector<StudyRow>& rows, const std::string& reference,
                          const nlohmann::json& config);
 
+// --methods: a comma list of full, random, el2n, forgetting, craig -> the study's names, in its order.
+std::vector<std::string> chosen_methods(const std::string& spec);
+
 }  // namespace sieve

@@ -1,13 +1,12 @@
 // Triggers: the BadNets patch, study 1's red square, seeded-noise and image blends, the lookup
 // by name, and their application to one image or to images[indices] of a CPU or GPU tensor.
-#include <stb/stb_image.h>
-
 #include <algorithm>
 #include <cmath>
 #include <memory>
 
 #include "attacks/attacks.h"
 #include "attacks/trigger_cuda.h"
+#include "datasets/formats.h"
 #include "engine/dispatch.h"
 #include "engine/rng.h"
 
@@ -147,20 +146,15 @@ Trigger blend_image_trigger(const std::string& path, int64_t channels, int64_t h
   check_alpha(alpha);
   SIEVE_CHECK(channels == 1 || channels == 3, "blend trigger ", path, ": images of ", channels,
               " channels are not supported (1 or 3)");
-  int w = 0, h = 0, file_channels = 0;
-  // stb converts to the dataset's channel count (grey <-> RGB) while decoding.
-  const std::unique_ptr<unsigned char, void (*)(void*)> px(
-      stbi_load(path.c_str(), &w, &h, &file_channels, static_cast<int>(channels)), stbi_image_free);
-  SIEVE_CHECK(px != nullptr, path, ": cannot decode blend image (", stbi_failure_reason(), ")");
-  SIEVE_CHECK(h == height && w == width, path, ": blend image is ", w, "x", h, " but the dataset's images are ", width,
-              "x", height);
+  // Decoded to the dataset's channel count (grey <-> RGB).
+  const DecodedImage img = load_image(path, static_cast<int>(channels));
+  SIEVE_CHECK(img.height == height && img.width == width, path, ": blend image is ", img.width, "x", img.height,
+              " but the dataset's images are ", width, "x", height);
   Trigger t;
   t.kind = Trigger::Kind::blend;
   t.name = "blend:" + path;
   t.height = height, t.width = width, t.alpha = alpha;
-  t.pattern.resize(static_cast<size_t>(channels * height * width));
-  for (int64_t k = 0; k < channels; ++k)  // interleaved HWC -> CHW
-    for (int64_t i = 0; i < height * width; ++i) t.pattern[k * height * width + i] = px.get()[i * channels + k];
+  t.pattern = img.pixels;
   return t;
 }
 

@@ -4,17 +4,16 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
+#include <climits>
+#include <memory>
+#include <string_view>
 
 #include "datasets/dataset.h"
+#include "datasets/formats.h"
+#include "engine/io.h"
 #include "engine/error.h"
 #include "engine/rng.h"
 
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_ONLY_PNG
-#define STBI_ONLY_JPEG
-#define STBI_ONLY_BMP
-#include <stb/stb_image.h>
 
 namespace sieve {
 
@@ -26,49 +25,12 @@ const std::array<float, 3> kCifar10Mean{0.4914f, 0.4822f, 0.4465f}, kCifar10Std{
 const std::array<float, 3> kCifar100Mean{0.5071f, 0.4865f, 0.4409f}, kCifar100Std{0.2673f, 0.2564f, 0.2762f};
 const std::array<float, 3> kFashionMean{0.2860f, 0.2860f, 0.2860f}, kFashionStd{0.3530f, 0.3530f, 0.3530f};
 
-std::string read_binary(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  SIEVE_CHECK(in.good(), path.string(), ": cannot open (", fs::exists(path) ? "unreadable" : "no such file", ")");
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+std::string read_dataset_file(const fs::path& path) {
+  SIEVE_CHECK(fs::exists(path), path.string(), ": cannot open (no such file)");
+  return read_file(path.string(), kMaxDatasetFileBytes);
 }
 
-// Whole file through zlib, which reads gzip and plain files alike.
-std::string read_maybe_gz(const fs::path& path) {
-  gzFile f = gzopen(path.c_str(), "rb");
-  SIEVE_CHECK(f != nullptr, path.string(), ": cannot open (", fs::exists(path) ? "unreadable" : "no such file", ")");
-  std::string out;
-  char buf[1 << 16];
-  int n;
-  while ((n = gzread(f, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  int err = 0;
-  const char* msg = gzerror(f, &err);
-  const std::string why = (n < 0 || err < 0) ? msg : "";
-  gzclose(f);
-  SIEVE_CHECK(why.empty(), path.string(), ": corrupt gzip data (", why, ")");
-  return out;
-}
-
-// CIFAR binary records: `label_bytes` label bytes (the last one is used unless fine=false) + 3072 pixels.
-void append_cifar_records(const fs::path& path, int label_bytes, int label_index, int64_t num_classes,
-                          int64_t expected_records, ImageDataset& ds) {
-  const std::string bytes = read_binary(path);
-  const size_t record = static_cast<size_t>(label_bytes) + 3072;
-  SIEVE_CHECK(bytes.size() % record == 0 && !bytes.empty(), path.string(), ": size ", bytes.size(),
-              " is not a whole number of ", record, "-byte CIFAR records (truncated or not a CIFAR binary file)");
-  const size_t n = bytes.size() / record;
-  SIEVE_CHECK(expected_records <= 0 || static_cast<int64_t>(n) == expected_records, path.string(), ": holds ", n,
-              " records, expected ", expected_records);
-  for (size_t i = 0; i < n; ++i) {
-    const auto* r = reinterpret_cast<const uint8_t*>(bytes.data() + i * record);
-    const int64_t label = r[label_index];
-    SIEVE_CHECK(label < num_classes, path.string(), ": record ", i, " has label ", label, ", outside [0, ",
-                num_classes, ")");
-    ds.labels.push_back(label);
-    ds.images.insert(ds.images.end(), r + label_bytes, r + record);
-  }
-}
-
-uint32_t read_be32(const std::string& b, size_t at) {
+uint32_t read_be32(std::string_view b, size_t at) {
   const auto* p = reinterpret_cast<const uint8_t*>(b.data() + at);
   return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
 }
@@ -81,7 +43,74 @@ fs::path idx_path(const fs::path& dir, const std::string& stem) {
   return gz;
 }
 
+void append_cifar_file(const fs::path& path, int label_bytes, int label_index, int64_t num_classes,
+                       int64_t expected_records, ImageDataset& ds) {
+  append_cifar_records(read_dataset_file(path), path.string(), label_bytes, label_index, num_classes,
+                       expected_records, ds);
+}
+
 }  // namespace
+
+void append_cifar_records(std::string_view bytes, const std::string& name, int label_bytes, int label_index,
+                          int64_t num_classes, int64_t expected_records, ImageDataset& ds) {
+  const size_t record = static_cast<size_t>(label_bytes) + 3072;
+  SIEVE_CHECK(bytes.size() % record == 0 && !bytes.empty(), name, ": size ", bytes.size(),
+              " is not a whole number of ", record, "-byte CIFAR records (truncated or not a CIFAR binary file)");
+  const size_t n = bytes.size() / record;
+  SIEVE_CHECK(expected_records <= 0 || static_cast<int64_t>(n) == expected_records, name, ": holds ", n,
+              " records, expected ", expected_records);
+  ds.labels.reserve(ds.labels.size() + n);
+  ds.images.reserve(ds.images.size() + n * 3072);
+  for (size_t i = 0; i < n; ++i) {
+    const auto* r = reinterpret_cast<const uint8_t*>(bytes.data() + i * record);
+    const int64_t label = r[label_index];
+    SIEVE_CHECK(label < num_classes, name, ": record ", i, " has label ", label, ", outside [0, ", num_classes, ")");
+    ds.labels.push_back(label);
+    ds.images.insert(ds.images.end(), r + label_bytes, r + record);
+  }
+}
+
+std::string gunzip_if_gzip(std::string_view bytes, const std::string& name, uint64_t max_bytes) {
+  const auto is_gzip = [](std::string_view b) {
+    return b.size() >= 2 && uint8_t(b[0]) == 0x1f && uint8_t(b[1]) == 0x8b;
+  };
+  if (!is_gzip(bytes)) return std::string(bytes);
+  z_stream z{};
+  SIEVE_CHECK(inflateInit2(&z, 16 + MAX_WBITS) == Z_OK, name, ": cannot start zlib");
+  const std::unique_ptr<z_stream, int (*)(z_stream*)> guard(&z, inflateEnd);
+  std::string out;
+  char buf[1 << 16];
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+  z.avail_in = static_cast<uInt>(std::min<size_t>(bytes.size(), UINT_MAX));
+  size_t fed = z.avail_in;
+  for (;;) {
+    z.next_out = reinterpret_cast<Bytef*>(buf);
+    z.avail_out = sizeof buf;
+    const int rc = inflate(&z, Z_NO_FLUSH);
+    SIEVE_CHECK(rc == Z_OK || rc == Z_STREAM_END || (rc == Z_BUF_ERROR && z.avail_in > 0), name,
+                ": corrupt gzip data (", z.msg ? z.msg : (rc == Z_BUF_ERROR ? "unexpected end of file" : "inflate error"),
+                ")");
+    const size_t produced = sizeof buf - z.avail_out;
+    SIEVE_CHECK(out.size() + produced <= max_bytes, name, ": more than ", max_bytes,
+                " bytes once decompressed, over the limit for a dataset file");
+    out.append(buf, produced);
+    if (z.avail_in == 0 && fed < bytes.size()) {  // inputs over 4 GiB go in slices
+      const size_t more = std::min<size_t>(bytes.size() - fed, UINT_MAX);
+      z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data() + fed));
+      z.avail_in = static_cast<uInt>(more);
+      fed += more;
+    }
+    if (rc != Z_STREAM_END) {
+      SIEVE_CHECK(produced > 0 || z.avail_in > 0, name, ": corrupt gzip data (unexpected end of file)");
+      continue;
+    }
+    const std::string_view rest = bytes.substr(fed - z.avail_in);
+    if (rest.empty()) return out;
+    // gzip files may hold several members one after the other (gzip -c a b > ab.gz).
+    SIEVE_CHECK(is_gzip(rest), name, ": ", rest.size(), " bytes of trailing garbage after the gzip data");
+    SIEVE_CHECK(inflateReset(&z) == Z_OK, name, ": cannot restart zlib");
+  }
+}
 
 ImageDataset load_cifar10(const std::string& dir, bool train) {
   ImageDataset ds;
@@ -92,9 +121,9 @@ ImageDataset load_cifar10(const std::string& dir, bool train) {
   const fs::path root(dir);
   if (train)
     for (int b = 1; b <= 5; ++b)
-      append_cifar_records(root / ("data_batch_" + std::to_string(b) + ".bin"), 1, 0, 10, 10000, ds);
+      append_cifar_file(root / ("data_batch_" + std::to_string(b) + ".bin"), 1, 0, 10, 10000, ds);
   else
-    append_cifar_records(root / "test_batch.bin", 1, 0, 10, 10000, ds);
+    append_cifar_file(root / "test_batch.bin", 1, 0, 10, 10000, ds);
   return ds;
 }
 
@@ -104,8 +133,8 @@ ImageDataset load_cifar100(const std::string& dir, bool train, bool fine_labels)
   ds.channels = 3, ds.height = 32, ds.width = 32, ds.num_classes = fine_labels ? 100 : 20;
   ds.mean = kCifar100Mean, ds.std = kCifar100Std;
   for (int64_t c = 0; c < ds.num_classes; ++c) ds.class_names.push_back(std::to_string(c));
-  append_cifar_records(fs::path(dir) / (train ? "train.bin" : "test.bin"), 2, fine_labels ? 1 : 0,
-                       ds.num_classes, 0, ds);
+  append_cifar_file(fs::path(dir) / (train ? "train.bin" : "test.bin"), 2, fine_labels ? 1 : 0, ds.num_classes, 0,
+                    ds);
   return ds;
 }
 
@@ -113,21 +142,27 @@ ImageDataset load_fashion_mnist(const std::string& dir, bool train, bool resize3
   const std::string prefix = train ? "train" : "t10k";
   const fs::path ipath = idx_path(dir, prefix + "-images-idx3-ubyte");
   const fs::path lpath = idx_path(dir, prefix + "-labels-idx1-ubyte");
-  const std::string ib = read_maybe_gz(ipath), lb = read_maybe_gz(lpath);
-  SIEVE_CHECK(ib.size() >= 16, ipath.string(), ": truncated idx header (", ib.size(), " bytes)");
-  SIEVE_CHECK(lb.size() >= 8, lpath.string(), ": truncated idx header (", lb.size(), " bytes)");
-  SIEVE_CHECK(read_be32(ib, 0) == 2051, ipath.string(), ": wrong magic number ", read_be32(ib, 0),
+  const std::string ib = gunzip_if_gzip(read_dataset_file(ipath), ipath.string(), kMaxDatasetFileBytes);
+  const std::string lb = gunzip_if_gzip(read_dataset_file(lpath), lpath.string(), kMaxDatasetFileBytes);
+  return parse_fashion_mnist(ib, ipath.string(), lb, lpath.string(), resize32_rgb);
+}
+
+ImageDataset parse_fashion_mnist(std::string_view ib, const std::string& ipath, std::string_view lb,
+                                 const std::string& lpath, bool resize32_rgb) {
+  SIEVE_CHECK(ib.size() >= 16, ipath, ": truncated idx header (", ib.size(), " bytes)");
+  SIEVE_CHECK(lb.size() >= 8, lpath, ": truncated idx header (", lb.size(), " bytes)");
+  SIEVE_CHECK(read_be32(ib, 0) == 2051, ipath, ": wrong magic number ", read_be32(ib, 0),
               " (an idx3 image file has 2051)");
-  SIEVE_CHECK(read_be32(lb, 0) == 2049, lpath.string(), ": wrong magic number ", read_be32(lb, 0),
+  SIEVE_CHECK(read_be32(lb, 0) == 2049, lpath, ": wrong magic number ", read_be32(lb, 0),
               " (an idx1 label file has 2049)");
   const int64_t n = read_be32(ib, 4), h = read_be32(ib, 8), w = read_be32(ib, 12);
-  SIEVE_CHECK(h == 28 && w == 28, ipath.string(), ": images are ", h, "x", w, ", FashionMNIST is 28x28");
-  SIEVE_CHECK(static_cast<int64_t>(ib.size()) == 16 + n * h * w, ipath.string(), ": size ", ib.size(),
-              " does not match ", n, " images of ", h, "x", w, " (truncated?)");
-  SIEVE_CHECK(static_cast<int64_t>(read_be32(lb, 4)) == n, lpath.string(), ": ", read_be32(lb, 4),
-              " labels for ", n, " images in ", ipath.filename().string());
-  SIEVE_CHECK(static_cast<int64_t>(lb.size()) == 8 + n, lpath.string(), ": size ", lb.size(), " does not match ",
-              n, " labels (truncated?)");
+  SIEVE_CHECK(h == 28 && w == 28, ipath, ": images are ", h, "x", w, ", FashionMNIST is 28x28");
+  SIEVE_CHECK(static_cast<int64_t>(ib.size()) == 16 + n * h * w, ipath, ": size ", ib.size(), " does not match ", n,
+              " images of ", h, "x", w, " (truncated?)");
+  SIEVE_CHECK(static_cast<int64_t>(read_be32(lb, 4)) == n, lpath, ": ", read_be32(lb, 4), " labels for ", n,
+              " images in ", fs::path(ipath).filename().string());
+  SIEVE_CHECK(static_cast<int64_t>(lb.size()) == 8 + n, lpath, ": size ", lb.size(), " does not match ", n,
+              " labels (truncated?)");
 
   ImageDataset ds;
   ds.name = "fashion_mnist";
@@ -139,7 +174,7 @@ ImageDataset load_fashion_mnist(const std::string& dir, bool train, bool resize3
   ds.images.resize(static_cast<size_t>(n * ds.image_bytes()));
   for (int64_t i = 0; i < n; ++i) {
     const int64_t label = static_cast<uint8_t>(lb[8 + i]);
-    SIEVE_CHECK(label < 10, lpath.string(), ": label ", label, " at index ", i, " is outside [0, 10)");
+    SIEVE_CHECK(label < 10, lpath, ": label ", label, " at index ", i, " is outside [0, 10)");
     ds.labels.push_back(label);
     const auto* src = reinterpret_cast<const uint8_t*>(ib.data() + 16 + i * h * w);
     uint8_t* dst = ds.image(i);
@@ -187,18 +222,11 @@ ImageDataset load_image_folder(const std::string& root, const std::string& split
       if (e.is_regular_file()) files.push_back(e.path());
     std::sort(files.begin(), files.end());
     for (const fs::path& f : files) {
-      int w = 0, h = 0, ch = 0;
-      unsigned char* px = stbi_load(f.c_str(), &w, &h, &ch, 3);
-      SIEVE_CHECK(px != nullptr, f.string(), ": cannot decode image (", stbi_failure_reason(), ")");
-      if (ds.height == 0) ds.height = h, ds.width = w;
-      const bool same = h == ds.height && w == ds.width;
-      if (!same) stbi_image_free(px);
-      SIEVE_CHECK(same, f.string(), ": image is ", w, "x", h, " but earlier images are ", ds.width, "x", ds.height);
-      const size_t base = ds.images.size();
-      ds.images.resize(base + static_cast<size_t>(3 * h * w));
-      for (int64_t k = 0; k < 3; ++k)  // HWC -> CHW
-        for (int64_t p = 0; p < int64_t(h) * w; ++p) ds.images[base + k * h * w + p] = px[p * 3 + k];
-      stbi_image_free(px);
+      const DecodedImage img = load_image(f.string(), 3);
+      if (ds.height == 0) ds.height = img.height, ds.width = img.width;
+      SIEVE_CHECK(img.height == ds.height && img.width == ds.width, f.string(), ": image is ", img.width, "x",
+                  img.height, " but earlier images are ", ds.width, "x", ds.height);
+      ds.images.insert(ds.images.end(), img.pixels.begin(), img.pixels.end());
       ds.labels.push_back(c);
     }
   }

@@ -58,7 +58,7 @@ void cuda_synchronize() {}
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
   SIEVE_CHECK(dst_device == Device::cpu && src_device == Device::cpu,
               "sieve was built without CUDA: cannot copy to or from the GPU");
-  std::memcpy(dst, src, bytes);
+  if (bytes > 0) std::memcpy(dst, src, bytes);  // an empty tensor's pointer may be null
 }
 #endif
 

@@ -123,20 +123,28 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   fsync_folder(path);
 }
 
-std::string read_file(const std::string& path) {
+std::string read_file(const std::string& path, uint64_t max_bytes) {
   Fd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   SIEVE_CHECK(file.fd >= 0, path, ": cannot open: ", errno_text(errno));
   struct stat st {};
   SIEVE_CHECK(::fstat(file.fd, &st) == 0, path, ": cannot stat: ", errno_text(errno));
   SIEVE_CHECK(!S_ISDIR(st.st_mode), path, ": is a folder, not a file");
+  const auto too_big = [&](uint64_t size) {
+    fail(path, ": ", size, " bytes", S_ISREG(st.st_mode) ? "" : " or more", ", over the limit of ", max_bytes,
+         " bytes for this kind of file");
+  };
   std::string bytes;
-  if (S_ISREG(st.st_mode)) bytes.reserve(static_cast<size_t>(st.st_size));
+  if (S_ISREG(st.st_mode)) {
+    if (static_cast<uint64_t>(st.st_size) > max_bytes) too_big(static_cast<uint64_t>(st.st_size));
+    bytes.reserve(static_cast<size_t>(st.st_size));
+  }
   char chunk[1 << 16];
   for (;;) {
     const ssize_t n = ::read(file.fd, chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
     SIEVE_CHECK(n >= 0, path, ": cannot read: ", errno_text(errno));
     if (n == 0) return bytes;
+    if (bytes.size() + static_cast<uint64_t>(n) > max_bytes) too_big(bytes.size() + static_cast<uint64_t>(n));
     bytes.append(chunk, static_cast<size_t>(n));
   }
 }

@@ -72,7 +72,7 @@ json parse_header_json(std::string_view text, const std::string& name) {
   json header;
   try {
     header = json::parse(text.begin(), text.end(), note_keys);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     // The parser quotes the bytes it stopped at, which may be anything; keep the line printable.
     std::string reason = e.what();
     for (char& c : reason)

@@ -15,7 +15,8 @@ mkdir -p "$bundle/debs"
 # Headers and libraries sieve builds against, and the run-time libraries they need that a CUDA
 # image may lack (OpenBLAS's Fortran run-time, oneDNN's OpenCL loader).
 packages=(libdnnl-dev libdnnl2 ocl-icd-libopencl1 libopenblas-openmp-dev libopenblas0-openmp libgfortran5
-          libquadmath0 doctest-dev libstb-dev libstb0 libcli11-dev nlohmann-json3-dev zlib1g-dev)
+          libquadmath0 doctest-dev libstb-dev libstb0 libcli11-dev nlohmann-json3-dev zlib1g-dev
+          libturbojpeg0-dev libturbojpeg0 libpng-dev libpng16-16)
 (cd "$bundle/debs" && apt-get download "${packages[@]}" >/dev/null)
 echo "sieve: $(ls "$bundle/debs" | wc -l) .deb files, $(du -sh "$bundle/debs" | cut -f1)"
 

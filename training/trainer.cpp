@@ -11,6 +11,7 @@
 #include "engine/autograd.h"
 #include "engine/device.h"
 #include "engine/ops/loss.h"
+#include "engine/parse.h"
 #include "engine/safetensors.h"
 #include "layers/layers.h"
 
@@ -238,10 +239,7 @@ void Trainer::save_checkpoint(int64_t epochs_done) {
   for (auto& [name, value] : model_.state_dict()) t["model." + name] = value;
   t["optimizer.momentum_buffer"] = sgd_.momentum_buffer();
   nlohmann::json hist = nlohmann::json::array();
-  for (const EpochStats& s : history_)
-    hist.push_back({{"epoch", s.epoch}, {"lr", s.lr}, {"train_loss", s.train_loss}, {"train_acc", s.train_acc},
-                    {"test_loss", s.test_loss}, {"test_acc", s.test_acc}, {"seconds", s.seconds},
-                    {"images_per_s", s.images_per_s}});
+  for (const EpochStats& s : history_) hist.push_back(epoch_json(s));
   save_safetensors(cfg_.checkpoint, t,
                    {{"epochs_done", std::to_string(epochs_done)},
                     {"optimizer_steps", std::to_string(sgd_.steps())},
@@ -249,28 +247,57 @@ void Trainer::save_checkpoint(int64_t epochs_done) {
                     {"history", hist.dump()}});
 }
 
-int64_t Trainer::load_checkpoint() {
-  if (cfg_.checkpoint.empty() || !std::filesystem::exists(cfg_.checkpoint)) return 0;
-  const SafetensorsFile f = load_safetensors(cfg_.checkpoint);
+nlohmann::json epoch_json(const EpochStats& s) {
+  return {{"epoch", s.epoch},         {"lr", s.lr},         {"train_loss", s.train_loss},
+          {"train_acc", s.train_acc}, {"test_loss", s.test_loss}, {"test_acc", s.test_acc},
+          {"seconds", s.seconds},     {"images_per_s", s.images_per_s}};
+}
+
+std::vector<EpochStats> history_from_json(const nlohmann::json& list, const std::string& name) {
+  SIEVE_CHECK(list.is_array(), name, ": the training history must be a list of epochs, found ", list.type_name());
+  std::vector<EpochStats> history;
+  for (const nlohmann::json& h : list) {
+    const std::string what = cat(name, " (history entry ", history.size(), ")");
+    history.push_back({json_int(h, "epoch", what, 0, INT32_MAX), json_number(h, "lr", what),
+                       json_number(h, "train_loss", what), json_number(h, "train_acc", what),
+                       json_number(h, "test_loss", what), json_number(h, "test_acc", what),
+                       json_number(h, "seconds", what), json_number(h, "images_per_s", what)});
+  }
+  return history;
+}
+
+CheckpointState read_checkpoint(const SafetensorsFile& f, const std::string& name) {
   auto meta = [&](const std::string& key) {
     auto it = f.metadata.find(key);
-    SIEVE_CHECK(it != f.metadata.end(), cfg_.checkpoint, ": not a sieve training checkpoint (no '", key, "')");
+    SIEVE_CHECK(it != f.metadata.end(), name, ": not a sieve training checkpoint (no '", key, "')");
     return it->second;
   };
-  SIEVE_CHECK(meta("seed") == std::to_string(cfg_.seed), cfg_.checkpoint, ": written with --seed ", meta("seed"),
+  CheckpointState c;
+  for (const auto& [key, value] : f.tensors)
+    if (key.rfind("model.", 0) == 0) c.model[key.substr(6)] = value;
+  const auto mom = f.tensors.find("optimizer.momentum_buffer");
+  SIEVE_CHECK(mom != f.tensors.end(), name, ": no optimizer state");
+  c.momentum_buffer = mom->second;
+  c.seed = meta("seed");
+  c.epochs_done = parse_int(meta("epochs_done"), cat(name, ": metadata epochs_done"), 0, INT32_MAX);
+  c.optimizer_steps = parse_int(meta("optimizer_steps"), cat(name, ": metadata optimizer_steps"), 0, INT64_MAX);
+  c.history = history_from_json(parse_json(meta("history"), cat(name, ": metadata history")), name);
+  SIEVE_CHECK(static_cast<int64_t>(c.history.size()) == c.epochs_done, name, ": the history holds ",
+              c.history.size(), " epochs but epochs_done is ", c.epochs_done);
+  return c;
+}
+
+int64_t Trainer::load_checkpoint() {
+  if (cfg_.checkpoint.empty() || !std::filesystem::exists(cfg_.checkpoint)) return 0;
+  const CheckpointState c = read_checkpoint(load_safetensors(cfg_.checkpoint), cfg_.checkpoint);
+  SIEVE_CHECK(c.seed == std::to_string(cfg_.seed), cfg_.checkpoint, ": written with --seed ", c.seed,
               ", this run uses ", cfg_.seed, " (use another --out to start afresh)");
-  StateDict state;
-  for (auto& [name, value] : f.tensors)
-    if (name.rfind("model.", 0) == 0) state[name.substr(6)] = value;
-  model_.load_state_dict(state);
-  auto mom = f.tensors.find("optimizer.momentum_buffer");
-  SIEVE_CHECK(mom != f.tensors.end(), cfg_.checkpoint, ": no optimizer state");
-  sgd_.restore(mom->second.to(device_), std::stoll(meta("optimizer_steps")));
-  history_.clear();
-  for (const auto& h : nlohmann::json::parse(meta("history")))
-    history_.push_back({h["epoch"], h["lr"], h["train_loss"], h["train_acc"], h["test_loss"], h["test_acc"],
-                        h["seconds"], h["images_per_s"]});
-  return std::stoll(meta("epochs_done"));
+  SIEVE_CHECK(c.epochs_done <= cfg_.epochs, cfg_.checkpoint, ": holds ", c.epochs_done, " epochs, this run trains ",
+              cfg_.epochs, " (use another --out to start afresh)");
+  model_.load_state_dict(c.model);
+  sgd_.restore(c.momentum_buffer.to(device_), c.optimizer_steps);
+  history_ = c.history;
+  return c.epochs_done;
 }
 
 }  // namespace sieve

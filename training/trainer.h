@@ -5,6 +5,7 @@
 #pragma once
 #include <array>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,23 @@ struct EpochStats {
   int64_t epoch = 0;
   double lr = 0, train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0, seconds = 0, images_per_s = 0;
 };
+
+// An epoch's record as JSON (metrics.json, checkpoints) and back; reading checks every field and
+// names `name` (the file) in its errors. NaN (no test set) is written as null and read back.
+nlohmann::json epoch_json(const EpochStats& s);
+std::vector<EpochStats> history_from_json(const nlohmann::json& list, const std::string& name);
+
+// What a training checkpoint holds (Trainer writes it after every epoch), read back with every
+// field checked: model tensors under "model.", the momentum buffer, and the metadata.
+struct CheckpointState {
+  StateDict model;
+  Tensor momentum_buffer;
+  int64_t epochs_done = 0, optimizer_steps = 0;
+  std::string seed;  // as written, compared with the resuming run's
+  std::vector<EpochStats> history;
+};
+struct SafetensorsFile;
+CheckpointState read_checkpoint(const SafetensorsFile& file, const std::string& name);
 
 struct EvalStats {
   double loss = 0, accuracy = 0;

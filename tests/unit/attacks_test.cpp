@@ -1,7 +1,6 @@
 // Triggers pixel by pixel against the definitions, blend arithmetic on hand-computed values,
 // poisoning and triggered test sets against their contracts, and the `sieve poison` preview.
 #include <doctest/doctest.h>
-#include <stb/stb_image.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +10,7 @@
 #include "apps/plot.h"
 #include "apps/poison_command.h"
 #include "attacks/attacks.h"
+#include "datasets/formats.h"
 #include "attacks/trigger_cuda.h"
 #include "engine/py_random.h"
 #include "engine/rng.h"
@@ -182,7 +182,7 @@ TEST_CASE("attacks: make_trigger by name, and unknown names") {
                        Error);
   CHECK_THROWS_WITH_AS(make_trigger("blend", 3, 32, 32, 2.0, 0), doctest::Contains("alpha must be in [0, 1]"), Error);
   CHECK_THROWS_WITH_AS(make_trigger("blend:/nonexistent-sieve/trigger.png", 3, 32, 32, 0.2, 0),
-                       doctest::Contains("/nonexistent-sieve/trigger.png: cannot decode blend image"), Error);
+                       doctest::Contains("/nonexistent-sieve/trigger.png: cannot open"), Error);
 }
 
 TEST_CASE("attacks: patch:ROW,COL,SIZE,COLOUR triggers (held-out shapes, positions and colours)") {
@@ -280,7 +280,7 @@ TEST_CASE("attacks: blend_image_trigger reads a BMP of the dataset's size and ch
   CHECK_THROWS_WITH_AS(blend_image_trigger(path, 2, 7, 5, 0.3), doctest::Contains("1 or 3"), Error);
   const std::string broken = dir / "broken.png";
   write(broken, "\x89PNG\r\n\x1a\n not really");
-  CHECK_THROWS_WITH_AS(blend_image_trigger(broken, 3, 7, 5, 0.3), doctest::Contains((broken + ": cannot decode blend image").c_str()),
+  CHECK_THROWS_WITH_AS(blend_image_trigger(broken, 3, 7, 5, 0.3), doctest::Contains((broken + ": cannot decode image").c_str()),
                        Error);
 }
 
@@ -371,18 +371,17 @@ TEST_CASE("poison preview: image grid layout, upscaling and grey images") {
   const std::vector<uint8_t> a{10, 20, 30, 40, 50, 60}, b{70, 80, 90, 100, 110, 120};
   const std::string path = dir / "grid.png";
   write_image_grid(path, {a.data(), b.data()}, 1, 2, 3, 1, 2);
-  int w = 0, h = 0, c = 0;
-  unsigned char* px = stbi_load(path.c_str(), &w, &h, &c, 3);
-  REQUIRE(px != nullptr);
+  const DecodedImage img = load_image(path, 3);
+  const int64_t w = img.width, h = img.height;
+  const auto px = [&](int64_t p) { return img.pixels[(p % 3) * h * w + p / 3]; };  // HWC index into CHW
   CHECK(w == 1 * (6 + 2) + 2);
   CHECK(h == 2 * (4 + 2) + 2);
-  auto at = [&](int x, int y, int k) { return int(px[(y * w + x) * 3 + k]); };
+  auto at = [&](int x, int y, int k) { return int(px((y * w + x) * 3 + k)); };
   CHECK(at(0, 0, 0) == 255);       // gap
   CHECK(at(2, 2, 1) == 10);        // a(0, 0), upscaled 2x2
   CHECK(at(3, 3, 2) == 10);
   CHECK(at(4 + 3, 2 + 2, 0) == 60);  // a(1, 2)
   CHECK(at(2, 8, 0) == 70);        // b(0, 0) below a and a gap
-  stbi_image_free(px);
   CHECK_THROWS_WITH_AS(write_image_grid(path, {a.data()}, 2, 1, 3, 1, 2), doctest::Contains("1 or 3 channels"), Error);
   CHECK_THROWS_WITH_AS(write_image_grid(path, {a.data()}, 1, 2, 3, 1, 2, {"x", "y"}),
                        doctest::Contains("2 captions for 1 columns"), Error);
@@ -395,17 +394,16 @@ TEST_CASE("poison preview: run_poison writes a clean row and a poisoned row") {
   o.preview = dir / "preview.png";
   o.count = 5;
   run_poison(o);
-  int w = 0, h = 0, c = 0;
-  unsigned char* px = stbi_load(o.preview.c_str(), &w, &h, &c, 3);
-  REQUIRE(px != nullptr);
+  const DecodedImage img = load_image(o.preview, 3);
+  const int64_t w = img.width, h = img.height;
+  const auto px = [&](int64_t p) { return img.pixels[(p % 3) * h * w + p / 3]; };  // HWC index into CHW
   // 5 columns of 128 px (32 px at scale 4) with 2 px gaps; 2 rows under an 18 px caption band.
   CHECK(w == 5 * 130 + 2);
   CHECK(h == 18 + 2 * 130 + 2);
   // The badnets square of the first poisoned image, bottom row: white; the clean one above: not.
-  auto white = [&](int x, int y) { return px[(y * w + x) * 3] == 255 && px[(y * w + x) * 3 + 1] == 255 && px[(y * w + x) * 3 + 2] == 255; };
+  auto white = [&](int x, int y) { return px((y * w + x) * 3) == 255 && px((y * w + x) * 3 + 1) == 255 && px((y * w + x) * 3 + 2) == 255; };
   CHECK(white(2 + 30 * 4, 18 + 2 + 130 + 30 * 4));
   CHECK_FALSE(white(2 + 30 * 4, 18 + 2 + 30 * 4));
-  stbi_image_free(px);
 
   o.fraction = 0.0;
   o.preview = dir / "none.png";
