@@ -14,6 +14,7 @@
 #include "apps/train_command.h"
 #include "attacks/attacks.h"
 #include "defense/defense.h"
+#include "defense/external_scores.h"
 #include "defense/feature_dump.h"
 #include "engine/device.h"
 #include "engine/io.h"
@@ -78,6 +79,18 @@ void write_score_histogram(const std::string& path, const std::string& title, co
     p.x.push_back(x), p.y.push_back(np ? poison[b] / np : 0);
   }
   write_line_plots(path, title, {Panel{"fraction of samples per score bin", "suspicion score", {c, p}}});
+}
+
+// The defense name of an external scores file: "external:" and the file's stem.
+std::string external_name(const std::string& path) { return "external:" + fs::path(path).stem().string(); }
+
+// FNV-1a of the file's bytes, in hex: a resumed run refuses a scores file that changed.
+std::string file_digest(const std::string& path) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const char c : read_file(path, kMaxScoresFileBytes)) h = (h ^ static_cast<uint8_t>(c)) * 0x100000001b3ull;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
 }
 
 // Scores the dump with one defense (fit on the poisoned labels, score every sample).
@@ -207,16 +220,25 @@ std::vector<DefenseRow> run_offline(const DefendOptions& o) {
      << " * fraction * N) on saved feature dumps; victim accuracy and ASR as recorded beside each dump.\n\n"
      << "| features | attack | victim acc | victim ASR | defense | budget | poisons | recall | precision | AUROC |\n"
      << "|---|---|---|---|---|---|---|---|---|---|\n";
-  for (const std::string& path : o.offline) {
+  SIEVE_CHECK(o.scores.empty() || o.scores.size() == o.offline.size(), "--scores: ", o.scores.size(),
+              " scores files for ", o.offline.size(), " feature dumps (with --offline, one per dump, in order)");
+  for (const std::string& path : o.scores) load_scores(path, -1);  // format, dtype and values, before any output
+  for (size_t k = 0; k < o.offline.size(); ++k) {
+    const std::string& path = o.offline[k];
     FeatureDump f = load_feature_dump(path);
     if (o.assumed_fraction >= 0) f.poison_fraction = o.assumed_fraction;
     const DumpInfo info = describe_dump(path);
     const int64_t n = static_cast<int64_t>(f.labels.size());
+    const std::vector<double> external = o.scores.empty() ? std::vector<double>{} : load_scores(o.scores[k], n);
     const int64_t budget = removal_budget(o.removal_factor, f.poison_fraction, n);
     std::fprintf(stderr, "%s (%s)\n%-22s %8s %7s %9s %7s %7s\n", path.c_str(), info.attack.c_str(), "defense", "budget",
                  "poisons", "recall", "prec", "auroc");
-    for (const std::string& name : chosen_defenses(o.defenses)) {
-      const DetectionMetrics m = detection_metrics(score_with(name, f), f.is_poison, budget);
+    std::vector<std::string> names = chosen_defenses(o.defenses);
+    if (!o.scores.empty()) names.push_back(external_name(o.scores[k]));
+    for (const std::string& name : names) {
+      const bool is_external = name.rfind("external:", 0) == 0;  // no built-in defense is named so
+      const std::vector<double> scores = is_external ? external : score_with(name, f);
+      const DetectionMetrics m = detection_metrics(scores, f.is_poison, budget);
       DefenseRow r;
       r.setting = path, r.defense = name;
       r.recall = m.recall, r.precision = m.precision, r.auroc = m.auroc, r.budget = m.budget;
@@ -247,7 +269,8 @@ std::vector<DefenseRow> run_setting(const Setting& st, const DefendOptions& o, c
   test.mean = train.mean, test.std = train.std;
   const Trigger trigger = make_trigger(st.trigger, train.channels, train.height, train.width, o.alpha, o.seed);
   const PoisonedSet poisoned = poison_dataset(train, trigger, {st.fraction, o.target, o.all_classes, o.seed});
-  fs::create_directories(dir / "victim");  // only once the data and the attack are good
+  for (const std::string& path : o.scores) load_scores(path, train.size());  // before any training
+  fs::create_directories(dir / "victim");  // only once the data, the attack and the scores are good
   // Every test image triggered; the standard ASR counts the non-target ones.
   const ImageDataset asr_set = triggered_test_set(test, trigger, o.target, true);
   auto asr_of = [&](Trainer& t, const DeviceDataset& d) {
@@ -321,15 +344,25 @@ std::vector<DefenseRow> run_setting(const Setting& st, const DefendOptions& o, c
 
   const FeatureDump f = load_feature_dump(features_path.string());
   const int64_t budget = removal_budget(o.removal_factor, told, train.size());
-  for (const std::string& name : chosen_defenses(o.defenses)) {
+  // The built-in defenses, then the external scores files (each a defense of its own).
+  std::vector<std::pair<std::string, std::string>> defenses;  // name, scores file ("" = built in)
+  for (const std::string& name : chosen_defenses(o.defenses)) defenses.emplace_back(name, "");
+  for (const std::string& path : o.scores) defenses.emplace_back(external_name(path), path);
+  for (const auto& [name, scores_file] : defenses) {
     const fs::path ddir = dir / "defenses" / name;
     fs::create_directories(ddir);
     // Stage 2: scores and detection quality.
     json det;
     if (fs::exists(ddir / "detection.json")) {
       det = load_json(ddir / "detection.json");
+      if (!scores_file.empty()) {
+        const json was = det.value("scores_digest", json());
+        SIEVE_CHECK(was == file_digest(scores_file), scores_file, ": differs from the scores evaluated in ",
+                    ddir.string(), " (", det.value("scores_file", json()).dump(),
+                    "); give it another file name or choose another --out");
+      }
     } else {
-      const std::vector<double> scores = score_with(name, f);
+      const std::vector<double> scores = scores_file.empty() ? score_with(name, f) : load_scores(scores_file, train.size());
       const DetectionMetrics m = detection_metrics(scores, f.is_poison, budget);
       save_safetensors((ddir / "scores.safetensors").string(),
                        {{"scores", Tensor::from_vector(scores, {train.size()})}}, {{"defense", name}});
@@ -337,6 +370,7 @@ std::vector<DefenseRow> run_setting(const Setting& st, const DefendOptions& o, c
       det = {{"budget", m.budget}, {"removed_poisons", m.removed_poisons}, {"poisons", m.poisons},
              {"recall", m.recall}, {"precision", m.precision}, {"auroc", m.auroc},
              {"removed", top_suspicious(scores, budget)}};
+      if (!scores_file.empty()) det["scores_file"] = scores_file, det["scores_digest"] = file_digest(scores_file);
       save_json(ddir / "detection.json", det);
     }
     const DetectionRecord d = read_detection(det, (ddir / "detection.json").string(), train.size());
@@ -431,6 +465,10 @@ CLI::App* add_defend_command(CLI::App& app, DefendOptions& o) {
   c->add_option("--precision", o.precision, "fp32 | tf32")->check(CLI::IsMember({"fp32", "tf32"}))
       ->capture_default_str();
   c->add_option("--out", o.out, "output folder (re-running continues a killed benchmark)")->capture_default_str();
+  c->add_option("--scores", o.scores,
+                "suspicion scores computed outside sieve (.npy or .safetensors, one per training sample): "
+                "evaluated as defense external:<file stem>, beside the built-in ones; with --offline, one per dump")
+      ->expected(1, -1);
   c->add_option("--offline", o.offline, "features.safetensors of earlier runs: detection quality only")
       ->expected(1, -1)
       ->check(CLI::ExistingFile);
@@ -462,6 +500,14 @@ std::vector<DefenseRow> run_defend(DefendOptions o, const CLI::App* parsed) {
   const Device device = parse_device(o.device);
   set_precision(parse_precision(o.precision));
   chosen_defenses(o.defenses);  // fail on a bad list before any training
+  SIEVE_CHECK(o.scores.empty() || settings.size() == 1, "--scores: the scores of one training set need exactly one "
+              "setting, not ", settings.size());
+  for (const std::string& path : o.scores) {
+    SIEVE_CHECK(fs::is_regular_file(path), "--scores: ", path, ": no such file");
+    const std::string ext = fs::path(path).extension().string();
+    SIEVE_CHECK(ext == ".npy" || ext == ".safetensors", "--scores: ", path, ": a scores file is .npy or .safetensors");
+    load_scores(path, -1);  // format, dtype and values, before any data is loaded
+  }
   fs::create_directories(o.out);
 
   std::vector<DefenseRow> rows;

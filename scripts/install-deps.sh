@@ -6,7 +6,8 @@ set -euo pipefail
 
 packages=(build-essential cmake ninja-build doctest-dev libstb-dev libopenblas-openmp-dev
           libcli11-dev nlohmann-json3-dev zlib1g-dev libdnnl-dev libturbojpeg0-dev libpng-dev
-          clang libclang-rt-dev libomp-dev)  # clang: the sanitizer build and the libFuzzer targets
+          clang libclang-rt-dev libomp-dev  # clang: the sanitizer build and the libFuzzer targets
+          python3-numpy)                    # python/sieve_defense.py (defenses written in Python)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,6 +11,7 @@
 
 #include "apps/state_files.h"
 #include "datasets/formats.h"
+#include "defense/external_scores.h"
 #include "defense/feature_dump.h"
 #include "engine/error.h"
 #include "engine/io.h"
@@ -246,4 +247,49 @@ TEST_CASE("images: PNG of every bit depth and colour type, JPEG and BMP decode t
   forged[18] = char(0xe8), forged[19] = char(0x03), forged[22] = char(0xe8), forged[23] = char(0x03);  // 1000x1000
   CHECK_THROWS_WITH_AS(decode_image(forged, "f.bmp", 3),
                        Contains("f.bmp: header claims 1000x1000 pixels, more than its 54 bytes can hold"), Error);
+}
+
+TEST_CASE("external scores: .npy of float32 or float64 (any format version) and safetensors vectors") {
+  const auto npy = [](int major, const std::string& descr, const std::string& shape, const std::string& data,
+                      const std::string& order = "False") {
+    std::string dict = "{'descr': '" + descr + "', 'fortran_order': " + order + ", 'shape': " + shape + ", }";
+    const size_t prefix = major == 1 ? 10 : 12;
+    while ((prefix + dict.size() + 1) % 16) dict += ' ';
+    dict += '\n';
+    std::string out = "\x93NUMPY";
+    out += {char(major), 0};
+    const auto len = static_cast<uint32_t>(dict.size());
+    out += {char(len & 0xff), char(len >> 8)};
+    if (major != 1) out += {char(len >> 16), char(len >> 24)};
+    return out + dict + data;
+  };
+  const double f8[3] = {0.5, -1.25, 3.0};
+  const float f4[3] = {0.5f, -1.25f, 3.0f};
+  const std::string d8(reinterpret_cast<const char*>(f8), sizeof f8), d4(reinterpret_cast<const char*>(f4), sizeof f4);
+  const std::vector<double> want{0.5, -1.25, 3.0};
+  CHECK(parse_npy_scores(npy(1, "<f8", "(3,)", d8), "s.npy", 3) == want);
+  CHECK(parse_npy_scores(npy(2, "<f4", "(3,)", d4), "s.npy", 3) == want);
+  CHECK(parse_npy_scores(npy(3, "<f8", "(3,)", d8, "True"), "s.npy", -1) == want);
+  CHECK_THROWS_WITH_AS(parse_npy_scores(npy(1, "<f8", "(3,)", d8), "s.npy", 4),
+                       Contains("s.npy: 3 scores, but the training set has 4 samples"), Error);
+  CHECK_THROWS_WITH_AS(parse_npy_scores(npy(1, "<i8", "(3,)", d8), "s.npy", 3),
+                       Contains("s.npy: dtype '<i8' is not a little-endian float32 or float64"), Error);
+  CHECK_THROWS_WITH_AS(parse_npy_scores(npy(1, ">f8", "(3,)", d8), "s.npy", 3), Contains("dtype '>f8'"), Error);
+  CHECK_THROWS_WITH_AS(parse_npy_scores(npy(1, "<f8", "(3, 1)", d8), "s.npy", 3),
+                       Contains("s.npy: shape (3, 1) is not one-dimensional"), Error);
+  CHECK_THROWS_WITH_AS(parse_npy_scores(npy(1, "<f8", "(3,)", d8.substr(0, 20)), "s.npy", 3),
+                       Contains("s.npy: 20 data bytes for 3 float64 scores"), Error);
+  CHECK_THROWS_WITH_AS(parse_npy_scores("PK\x03\x04 a zip", "s.npy", 3), Contains("s.npy: not a .npy file"), Error);
+  const double with_nan[3] = {0.5, NAN, 1};
+  CHECK_THROWS_WITH_AS(parse_npy_scores(npy(1, "<f8", "(3,)", std::string(reinterpret_cast<const char*>(with_nan), 24)),
+                                        "s.npy", 3),
+                       Contains("s.npy: score 1 is nan (scores must be finite)"), Error);
+
+  const std::string st = serialize_safetensors({{"scores", Tensor::from_vector(std::vector<float>(f4, f4 + 3), {3})},
+                                                {"other", Tensor::zeros({2})}},
+                                               {}, "x");
+  CHECK(parse_safetensors_scores(st, "s.safetensors", 3) == want);
+  const std::string ints = serialize_safetensors({{"s", Tensor::from_vector(std::vector<int64_t>{1, 2, 3}, {3})}}, {}, "x");
+  CHECK_THROWS_WITH_AS(parse_safetensors_scores(ints, "s.safetensors", 3),
+                       Contains("s.safetensors: tensor 's' is i64, not F32 or F64"), Error);
 }
