@@ -13,14 +13,15 @@ namespace sieve {
 inline constexpr int64_t kParameterAlignment = 16;
 
 struct FlatParameters {
-  Tensor values;  // (total,) f32, every parameter back to back (offsets aligned, gaps zero)
-  Tensor grads;   // (total,) f32, same layout
+  Tensor values;  // (total,) of the parameters' dtype, back to back (offsets aligned, gaps zero)
+  Tensor grads;   // (total,) same dtype and layout
   std::vector<std::string> names;
   std::vector<int64_t> offsets;
   std::vector<Shape> shapes;
 };
 
-// Copies the current value of each *param (f32, any device) into one flat buffer on `device`
+// Copies the current value of each *param (all f32 on any device, or all f64 on the CPU, for the
+// exact checks of the tests) into one flat buffer on `device`
 // and re-points *param at its view (Tensor::slice), marked requires_grad, with .grad() set to
 // the matching view of `grads` (zeroed). Gradient accumulation then adds straight into the flat
 // gradient buffer. Names must be unique and pointers distinct.

@@ -22,10 +22,10 @@ struct SgdOptions {
 // Pruned weights therefore stay exactly 0, even with weight decay and momentum.
 class Sgd {
  public:
-  // values, grads: flat (total,) f32 buffers on the same device.
+  // values, grads: flat (total,) buffers on the same device, f32 (or f64 on the CPU).
   Sgd(Tensor values, Tensor grads, SgdOptions options);
 
-  // A flat f32 0/1 buffer of the same size and device; the values are multiplied by it at once
+  // A flat 0/1 buffer of the same size, dtype and device; the values are multiplied by it at once
   // and after every step. An undefined tensor removes the mask.
   void set_mask(Tensor mask);
   // One update at the current lr. Whether this is the first step (the momentum buffer starts

@@ -156,6 +156,16 @@ void Tensor::fill_(double value) {
   }
 }
 
+void Tensor::increment_() {
+  check_dtype("increment_", *this, "tensor", DType::i64);
+  if (is_cuda()) {
+    SIEVE_IF_CUDA(cuda::increment(data<int64_t>(), numel()));
+    return;
+  }
+  int64_t* p = data<int64_t>();
+  for (int64_t i = 0; i < numel(); ++i) ++p[i];
+}
+
 template <class T>
 std::vector<T> Tensor::to_vector() const {
   SIEVE_CHECK(dtype_ == dtype_of<T>(), "to_vector: tensor is ", dtype_name(dtype_), ", asked for ",

@@ -63,6 +63,7 @@ class Tensor {
   void copy_(const Tensor& src);   // same numel and dtype, any devices
   void fill_(double value);
   void zero_() { fill_(0.0); }
+  void increment_();               // += 1 on an i64 tensor, where it lives (a counter buffer)
 
   template <class T>
   std::vector<T> to_vector() const;   // host copy; dtype must be T

@@ -38,13 +38,9 @@ BatchNorm2d::BatchNorm2d(int64_t channels, bool relu, double eps, double momentu
 }
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
-  if (training()) num_batches_tracked_->fill_(static_cast<double>(++batches_tracked_));
+  if (training()) num_batches_tracked_->increment_();  // the buffer is the counter, as in PyTorch
   return batchnorm2d(x, *weight_, *bias_, *running_mean_, *running_var_,
                      {training(), momentum_, eps_, relu_});
-}
-
-void BatchNorm2d::state_loaded() {
-  batches_tracked_ = static_cast<int64_t>(num_batches_tracked_->item());
 }
 
 Linear::Linear(int64_t in_features, int64_t out_features, bool bias, Generator& gen) {

@@ -42,13 +42,9 @@ class BatchNorm2d : public Layer {
   Tensor forward(const Tensor& x) override;
   Tensor& weight() { return *weight_; }
 
- protected:
-  void state_loaded() override;
-
  private:
   bool relu_;
   double eps_, momentum_;
-  int64_t batches_tracked_ = 0;
   Tensor *weight_, *bias_, *running_mean_, *running_var_, *num_batches_tracked_;
 };
 

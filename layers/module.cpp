@@ -65,7 +65,6 @@ void Module::load_state_dict(const StateDict& state) {
   }
   for (auto& [name, value] : state)
     SIEVE_CHECK(expected.count(name), "load_state_dict: unexpected key '", name, "'");
-  for_each_module([](Module& m) { m.state_loaded(); });
 }
 
 void Module::for_each_module(const std::function<void(Module&)>& visit) {

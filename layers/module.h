@@ -47,9 +47,6 @@ class Module {
   void for_each_module(const std::function<void(Module&)>& visit);
 
  protected:
-  // Called on every module after load_state_dict, for state kept outside the tensors.
-  virtual void state_loaded() {}
-
   Tensor& register_parameter(const std::string& name, Tensor value);
   Tensor& register_buffer(const std::string& name, Tensor value);
   template <class M>

@@ -62,7 +62,7 @@ class MobileNetV2 : public Model {
     features_ = &register_module("features", std::move(features));
     pool_ = &register_module("pool", std::make_unique<GlobalAvgPool>());
     auto classifier = std::make_unique<Sequential>();
-    dropout_ = &classifier->add(std::make_unique<Dropout>(0.2, cfg.seed + 1));
+    dropout_ = &classifier->add(std::make_unique<Dropout>(cfg.dropout < 0 ? 0.2 : cfg.dropout, cfg.seed + 1));
     fc_ = &classifier->add(std::make_unique<Linear>(1280, cfg.num_classes, true, gen));
     register_module("classifier", std::move(classifier));
 

@@ -26,6 +26,9 @@ struct ModelConfig {
   int64_t in_channels = 3;
   uint64_t seed = 0;            // initialisation stream
   bool resnet20_option_a = true;  // ResNet-20 shortcut: A (zero-pad, He et al.) or B (1x1 conv + BN)
+  // The classifier's dropout rate: < 0 keeps the architecture's own (vgg16_bn 0.5, mobilenet_v2
+  // 0.2), 0 switches dropout off; the ResNets have none.
+  double dropout = -1;
 };
 
 // Names: resnet18, resnet20, vgg16_bn, mobilenet_v2.

@@ -23,6 +23,8 @@ std::unique_ptr<Model> make_model(const std::string& name, const ModelConfig& co
     fail("--model: unknown model '", name, "' (known: ", known, ")");
   }
   SIEVE_CHECK(config.num_classes >= 1, "--model ", name, ": num_classes must be >= 1");
+  SIEVE_CHECK(config.dropout < 1, "--model ", name, ": dropout must be below 1 (< 0: the architecture's own), got ",
+              config.dropout);
   return it->second(config);
 }
 

@@ -34,10 +34,11 @@ class Vgg16Bn : public Model {
     }
     features_ = &register_module("features", std::move(features));
     auto head = std::make_unique<Sequential>();
-    head->add(std::make_unique<Dropout>(0.5, cfg.seed + 1));
+    const double p = cfg.dropout < 0 ? 0.5 : cfg.dropout;
+    head->add(std::make_unique<Dropout>(p, cfg.seed + 1));
     lin_.push_back(&head->add(std::make_unique<Linear>(512, 512, true, gen)));
     head->add(std::make_unique<ReLU>());
-    head->add(std::make_unique<Dropout>(0.5, cfg.seed + 2));
+    head->add(std::make_unique<Dropout>(p, cfg.seed + 2));
     lin_.push_back(&head->add(std::make_unique<Linear>(512, 512, true, gen)));
     head->add(std::make_unique<ReLU>());
     penultimate_ = &register_module("classifier", std::move(head));

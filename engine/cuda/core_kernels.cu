@@ -27,6 +27,11 @@ __device__ inline void store_from_double(__half* p, int64_t i, double v) {
   p[i] = __float2half_rn(static_cast<float>(v));
 }
 
+__global__ void increment_kernel(int64_t* dst, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] += 1;
+}
+
 template <class T>
 __global__ void fill_kernel(T* dst, int64_t n, double value) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
@@ -70,6 +75,12 @@ void fill(void* dst, DType dtype, int64_t n, double value) {
     using T = decltype(tag);
     fill_kernel<T><<<blocks_for(n), kThreads, 0, stream()>>>(static_cast<T*>(dst), n, value);
   });
+  SIEVE_KERNEL_CHECK();
+}
+
+void increment(int64_t* dst, int64_t n) {
+  if (n == 0) return;
+  increment_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(dst, n);
   SIEVE_KERNEL_CHECK();
 }
 

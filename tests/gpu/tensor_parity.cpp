@@ -67,3 +67,10 @@ TEST_CASE("parity: fused gather + crop + flip + normalise is identical on CPU an
   CHECK_THROWS_WITH_AS(assemble_batch(images.to(Device::cuda), bad, p),
                        doctest::Contains("assemble_batch: index 40 outside a dataset of 40"), Error);
 }
+
+TEST_CASE("parity: an i64 counter increments on the GPU (BatchNorm's num_batches_tracked)") {
+  Tensor c = Tensor::full({3}, 100.0, DType::i64, Device::cuda);
+  c.increment_();
+  c.increment_();
+  CHECK(c.to(Device::cpu).to_vector<int64_t>() == std::vector<int64_t>{102, 102, 102});
+}

@@ -7,6 +7,7 @@
 
 #include "engine/autograd.h"
 #include "engine/ops/batchnorm.h"
+#include "layers/layers.h"
 #include "tests/common/check.h"
 
 using namespace sieve;
@@ -177,4 +178,28 @@ TEST_CASE("batchnorm2d: bad inputs") {
   // One value per channel is fine in eval: the running stats normalise.
   CHECK(batchnorm2d(random_tensor({1, 4, 1, 1}, 36), c4, c4, c4, c4, {.training = false}).shape() ==
         Shape{1, 4, 1, 1});
+}
+
+TEST_CASE("batchnorm2d: num_batches_tracked is the buffer itself, as in PyTorch") {
+  // A value written through named_buffers() is where counting continues (PyTorch: write 100,
+  // one training forward -> 101); eval forwards do not count; load_state_dict sets it too.
+  BatchNorm2d bn(3);
+  Tensor* counter = nullptr;
+  for (auto& [name, t] : bn.named_buffers())
+    if (name == "num_batches_tracked") counter = t;
+  REQUIRE(counter != nullptr);
+  const Tensor x = random_tensor({2, 3, 4, 4}, 5);
+  autograd::NoGradGuard no_grad;
+  counter->fill_(100);
+  bn.forward(x);
+  CHECK(counter->item() == 101);
+  bn.eval();
+  bn.forward(x);
+  CHECK(counter->item() == 101);
+  bn.train();
+  StateDict state = bn.state_dict();
+  state["num_batches_tracked"] = Tensor::full({}, 7.0, DType::i64);
+  bn.load_state_dict(state);
+  bn.forward(x);
+  CHECK(counter->item() == 8);
 }

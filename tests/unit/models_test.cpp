@@ -89,3 +89,22 @@ TEST_CASE("models: initialisation is seeded") {
   CHECK(std::sqrt(sq / static_cast<double>(fc.size())) == doctest::Approx(0.01).epsilon(0.05));
   for (double v : r18->state_dict().at("fc.bias").to_double()) CHECK(v == 0.0);
 }
+
+TEST_CASE("models: the classifier's dropout is a model option (0 switches it off)") {
+  // In training mode two forwards of the same batch differ only through dropout's masks.
+  const Tensor x = test::random_tensor({2, 3, 32, 32}, 8);
+  for (const char* name : {"vgg16_bn", "mobilenet_v2"}) {
+    for (const double p : {-1.0, 0.0}) {
+      ModelConfig cfg;
+      cfg.dropout = p;
+      auto m = make_model(name, cfg);
+      m->train();
+      autograd::NoGradGuard no_grad;
+      const std::vector<float> a = m->forward(x).logits.to_vector<float>(), b = m->forward(x).logits.to_vector<float>();
+      CHECK_MESSAGE((a == b) == (p == 0.0), name << " dropout " << p);
+    }
+  }
+  ModelConfig bad;
+  bad.dropout = 1.0;
+  CHECK_THROWS_WITH_AS(make_model("vgg16_bn", bad), doctest::Contains("dropout must be below 1"), Error);
+}
