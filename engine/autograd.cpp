@@ -1,5 +1,9 @@
 #include "engine/autograd.h"
 
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <unordered_set>
 #include <vector>
 
 #include "engine/dispatch.h"
@@ -9,15 +13,24 @@
 
 namespace sieve::autograd {
 
-namespace {
+std::atomic<size_t> g_live_nodes{0};
 
-struct TapeEntry {
-  Tensor output;
-  BackwardFn backward;
+struct Node {
+  uint64_t sequence;                          // creation order: consumers are created after producers
+  BackwardFn backward;                        // emptied once run
+  std::vector<std::shared_ptr<Node>> inputs;  // the nodes of the inputs that are op results
+  Tensor grad;                                // d(loss)/d(output), gathered while backward runs
+
+  Node() { ++g_live_nodes; }
+  ~Node() { --g_live_nodes; }
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
 };
 
-thread_local std::vector<TapeEntry> g_tape;
+namespace {
+
 thread_local bool g_grad_enabled = true;
+std::atomic<uint64_t> g_sequence{0};
 
 // dst += src, elementwise, same shape, dtype and device.
 void add_into(const Tensor& dst, const Tensor& src) {
@@ -38,6 +51,16 @@ void add_into(const Tensor& dst, const Tensor& src) {
   });
 }
 
+// Where t's gradient goes: its node for an op result, its .grad for a leaf.
+Tensor& grad_slot(const Tensor& t) {
+  AutogradMeta& m = t.meta();
+  return m.grad_fn ? m.grad_fn->grad : m.grad;
+}
+
+void check_grad_shape(const Tensor& t, const Tensor& g) {
+  check_same_shape("gradient accumulation", t, "tensor", g, "gradient");
+}
+
 }  // namespace
 
 bool grad_enabled() { return g_grad_enabled; }
@@ -52,11 +75,16 @@ bool needs_grad(std::initializer_list<const Tensor*> inputs) {
   return false;
 }
 
-void record(const Tensor& output, BackwardFn backward) {
+void record(const Tensor& output, std::initializer_list<const Tensor*> inputs, BackwardFn backward) {
+  auto node = std::make_shared<Node>();
+  node->sequence = g_sequence++;
+  node->backward = std::move(backward);
+  for (const Tensor* t : inputs)
+    if (t && t->defined() && t->requires_grad() && t->meta().grad_fn) node->inputs.push_back(t->meta().grad_fn);
   AutogradMeta& m = output.meta();
   m.requires_grad = true;
   m.is_leaf = false;
-  g_tape.push_back({output, std::move(backward)});
+  m.grad_fn = std::move(node);
 }
 
 void backward(const Tensor& output, const Tensor& seed) {
@@ -69,37 +97,57 @@ void backward(const Tensor& output, const Tensor& seed) {
     s = Tensor::full(output.shape(), 1.0, output.dtype(), output.device());
   }
   check_same_shape("backward", output, "output", s, "seed");
-  accumulate(output, s);
+  const std::shared_ptr<Node> root = output.meta().grad_fn;
+  if (!root) {  // a leaf: its own gradient
+    accumulate(output, s);
+    return;
+  }
+  // Every node reachable from the root, then the latest-created first: a node's gradient is
+  // complete once every node created after it (all its consumers) has run.
+  std::vector<std::shared_ptr<Node>> order{root};
+  std::unordered_set<const Node*> seen{root.get()};
+  for (size_t i = 0; i < order.size(); ++i) {
+    SIEVE_CHECK(order[i]->backward != nullptr, "backward: this graph (or a part it shares with an earlier "
+                "backward) has already been run and freed; compute the output again");
+    for (const std::shared_ptr<Node>& in : order[i]->inputs)
+      if (seen.insert(in.get()).second) order.push_back(in);
+  }
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a->sequence > b->sequence; });
 
+  accumulate(output, s);
   NoGradGuard no_grad;  // backward closures are not themselves recorded
-  std::vector<TapeEntry> tape;
-  tape.swap(g_tape);
-  for (auto it = tape.rbegin(); it != tape.rend(); ++it) {
-    const Tensor& g = it->output.grad();
-    if (g.defined()) it->backward(g);
-    if (!it->output.is_leaf()) it->output.set_grad(Tensor());
+  for (const std::shared_ptr<Node>& node : order) {
+    const Tensor g = std::move(node->grad);
+    node->grad = Tensor();
+    if (g.defined() && node->backward) node->backward(g);
+    // Freed as it runs: the closure's saved tensors, and the edges to its inputs.
+    node->backward = nullptr;
+    node->inputs.clear();
   }
 }
 
 void accumulate(const Tensor& t, const Tensor& g) {
   if (!t.defined() || !t.requires_grad()) return;
-  const Tensor& current = t.grad();
-  if (current.defined())
-    add_into(current, g);
-  else
-    t.set_grad(g.clone());
+  Tensor& slot = grad_slot(t);
+  if (slot.defined()) {
+    add_into(slot, g);
+  } else {
+    check_grad_shape(t, g);
+    slot = g.clone();
+  }
 }
 
 void accumulate_fresh(const Tensor& t, Tensor g) {
   if (!t.defined() || !t.requires_grad()) return;
-  const Tensor& current = t.grad();
-  if (current.defined())
-    add_into(current, g);
-  else
-    t.set_grad(std::move(g));
+  Tensor& slot = grad_slot(t);
+  if (slot.defined()) {
+    add_into(slot, g);
+  } else {
+    check_grad_shape(t, g);
+    slot = std::move(g);
+  }
 }
 
-size_t tape_size() { return g_tape.size(); }
-void clear_tape() { g_tape.clear(); }
+size_t live_nodes() { return g_live_nodes; }
 
 }  // namespace sieve::autograd

@@ -1,7 +1,12 @@
-// Reverse-mode autograd as a tape: each differentiable op, when any input requires grad, appends
-// its output and a backward closure; backward() walks the tape in reverse, calling each closure
-// with the gradient of its output, and clears the tape. Gradients accumulate (+=) into inputs.
+// Reverse-mode autograd as a graph that lives exactly as long as the tensors that need it: each
+// differentiable op, when any input requires grad, gives its output a node holding the backward
+// closure and the nodes of its inputs. backward() runs every node reachable from the output,
+// later-created first, calling each closure with the gradient of its output; gradients accumulate
+// (+=) into inputs, and the graph it ran is freed. A forward whose outputs are dropped without
+// backward (an evaluation loop with parameters that require grad) frees its graph with them:
+// nothing is kept anywhere else.
 #pragma once
+#include <cstddef>
 #include <functional>
 #include <initializer_list>
 
@@ -26,13 +31,16 @@ class NoGradGuard {
 // Grad mode is on and at least one input requires grad.
 bool needs_grad(std::initializer_list<const Tensor*> inputs);
 
-// Marks `output` as an op result that requires grad and records its backward closure,
-// which receives d(loss)/d(output).
+// Marks `output` as an op result that requires grad and gives it a node with its backward
+// closure, which receives d(loss)/d(output), and the nodes of `inputs` (those that are op
+// results). The closure may capture the inputs; it must not capture `output` itself (a cycle:
+// capture output.view(output.shape()), which shares the data and not the graph).
 using BackwardFn = std::function<void(const Tensor& grad_output)>;
-void record(const Tensor& output, BackwardFn backward);
+void record(const Tensor& output, std::initializer_list<const Tensor*> inputs, BackwardFn backward);
 
-// Seeds d(output) with `seed` (ones for a one-element output when none is given), runs the tape
-// in reverse and clears it. Gradients of leaves remain in .grad(); those of intermediates are freed.
+// Seeds d(output) with `seed` (ones for a one-element output when none is given) and runs the
+// graph behind output once, freeing it. Gradients of leaves remain in .grad(); those of op
+// results live in their nodes only while backward runs.
 void backward(const Tensor& output, const Tensor& seed = Tensor());
 
 // t.grad += g when t requires grad (allocates t.grad on first use; never aliases g).
@@ -41,7 +49,7 @@ void accumulate(const Tensor& t, const Tensor& g);
 // becomes t.grad without a copy.
 void accumulate_fresh(const Tensor& t, Tensor g);
 
-size_t tape_size();
-void clear_tape();
+// Graph nodes alive in this process (for tests: a loop of forwards must not grow it).
+size_t live_nodes();
 
 }  // namespace sieve::autograd

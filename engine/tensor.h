@@ -23,6 +23,9 @@ struct Storage {
 
 class Tensor;
 struct AutogradMeta;
+namespace autograd {
+struct Node;
+}
 
 class Tensor {
  public:
@@ -96,7 +99,8 @@ class Tensor {
 struct AutogradMeta {
   bool requires_grad = false;
   bool is_leaf = true;
-  Tensor grad;
+  Tensor grad;                               // leaves only (an op result's lives in its node)
+  std::shared_ptr<autograd::Node> grad_fn;   // an op result's node: its backward and its inputs' nodes
 };
 
 // "op: x (2, 3) and y (2, 4) differ" style checks used by every op.

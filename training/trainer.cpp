@@ -144,7 +144,6 @@ double Trainer::train_step(const std::vector<int64_t>& idx, uint64_t aug_counter
   // Checked before the update, so a non-finite loss never reaches the weights.
   const double l = loss.item();
   if (!std::isfinite(l)) {
-    autograd::clear_tape();
     fail("training diverged: loss is ", l, " at epoch ", epoch + 1, ", batch ", step + 1, " (lower --lr?)");
   }
   sgd_.zero_grad();

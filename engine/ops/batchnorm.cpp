@@ -213,9 +213,10 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
   }
   if (autograd::needs_grad({&x, &weight, &bias})) {
     // The ReLU mask is read from y itself, so y is kept only when the ReLU is fused.
-    const Tensor relu_out = p.fuse_relu ? y : Tensor();
+    // (Its data only: the node must not own its own output.)
+    const Tensor relu_out = p.fuse_relu ? y.view(y.shape()) : Tensor();
     autograd::record(
-        y, [x, weight, bias, mean, invstd, relu_out, training = p.training](const Tensor& dy) {
+        y, {&x, &weight, &bias}, [x, weight, bias, mean, invstd, relu_out, training = p.training](const Tensor& dy) {
           Tensor dx = x.requires_grad() ? Tensor::empty_like(x) : Tensor();
           Tensor dweight = Tensor::empty_like(weight);
           Tensor dbias = Tensor::empty_like(bias);

@@ -273,7 +273,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
   if (bias.defined()) add_channel_bias_(y, bias);
 
   if (autograd::needs_grad({&x, &w, &bias})) {
-    autograd::record(y, [x, w, bias, g](const Tensor& dy) {
+    autograd::record(y, {&x, &w, &bias}, [x, w, bias, g](const Tensor& dy) {
       if (x.requires_grad()) {
         Tensor dx = Tensor::empty_like(x);
         if (dy.is_cuda()) {

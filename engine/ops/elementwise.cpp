@@ -56,7 +56,10 @@ Tensor clamp_op(const char* op, const Tensor& x, double cap) {
     });
   }
   if (autograd::needs_grad({&x})) {
-    autograd::record(y, [x, y, cap, op](const Tensor& dy) { autograd::accumulate_fresh(x, clamp_grad(op, y, dy, cap)); });
+    // The closure keeps y's data, not y itself: the node must not own its own output.
+    autograd::record(y, {&x}, [x, out = y.view(y.shape()), cap, op](const Tensor& dy) {
+      autograd::accumulate_fresh(x, clamp_grad(op, out, dy, cap));
+    });
   }
   return y;
 }
@@ -129,14 +132,14 @@ Tensor add_op(const char* op, const Tensor& a, const Tensor& b, bool relu) {
   }
   if (autograd::needs_grad({&a, &b})) {
     if (!relu) {
-      autograd::record(y, [a, b](const Tensor& dy) {
+      autograd::record(y, {&a, &b}, [a, b](const Tensor& dy) {
         autograd::accumulate(a, dy);
         autograd::accumulate(b, dy);
       });
     } else {
-      autograd::record(y, [a, b, y, op](const Tensor& dy) {
+      autograd::record(y, {&a, &b}, [a, b, out = y.view(y.shape()), op](const Tensor& dy) {
         // The gradient of both inputs is dy where y > 0: the ReLU's backward, computed once.
-        Tensor d = clamp_grad(op, y, dy, std::numeric_limits<double>::infinity());
+        Tensor d = clamp_grad(op, out, dy, std::numeric_limits<double>::infinity());
         autograd::accumulate(a, d);
         autograd::accumulate_fresh(b, std::move(d));
       });
@@ -155,14 +158,14 @@ Tensor add_relu(const Tensor& a, const Tensor& b) { return add_op("add_relu", a,
 Tensor scale(const Tensor& x, double s) {
   Tensor y = scaled(x, s);
   if (autograd::needs_grad({&x}))
-    autograd::record(y, [x, s](const Tensor& dy) { autograd::accumulate(x, scaled(dy, s)); });
+    autograd::record(y, {&x}, [x, s](const Tensor& dy) { autograd::accumulate(x, scaled(dy, s)); });
   return y;
 }
 
 Tensor reshape(const Tensor& x, const Shape& shape) {
   Tensor y = x.view(shape);
   if (autograd::needs_grad({&x}))
-    autograd::record(y, [x](const Tensor& dy) { autograd::accumulate(x, dy.view(x.shape())); });
+    autograd::record(y, {&x}, [x](const Tensor& dy) { autograd::accumulate(x, dy.view(x.shape())); });
   return y;
 }
 
@@ -197,7 +200,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
     });
   }
   if (autograd::needs_grad({&x}))
-    autograd::record(y, [x, mask](const Tensor& dy) { autograd::accumulate(x, multiplied(dy, mask)); });
+    autograd::record(y, {&x}, [x, mask](const Tensor& dy) { autograd::accumulate(x, multiplied(dy, mask)); });
   return y;
 }
 

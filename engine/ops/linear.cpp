@@ -103,7 +103,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   if (bias.defined()) add_channel_bias_(y, bias);
 
   if (autograd::needs_grad({&x, &w, &bias})) {
-    autograd::record(y, [x, w, bias](const Tensor& dy) {
+    autograd::record(y, {&x, &w, &bias}, [x, w, bias](const Tensor& dy) {
       const int64_t batch = x.dim(0), in = x.dim(1), out = w.dim(0);
       if (x.requires_grad()) {
         Tensor dx = Tensor::empty_like(x);

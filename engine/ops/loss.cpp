@@ -138,7 +138,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels, Reduction reduc
     });
   }
   if (autograd::needs_grad({&logits})) {
-    autograd::record(y, [logits, labels, weights, probs, mean, n, c](const Tensor& dy) {
+    autograd::record(y, {&logits}, [logits, labels, weights, probs, mean, n, c](const Tensor& dy) {
       Tensor dlogits = Tensor::empty_like(probs);
       if (dy.is_cuda()) {
         SIEVE_IF_CUDA(

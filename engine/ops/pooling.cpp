@@ -144,7 +144,7 @@ Tensor pool2d(const char* op, PoolKind kind, const Tensor& x, int kernel, int st
     });
   }
   if (autograd::needs_grad({&x})) {
-    autograd::record(y, [x, s, kind, op](const Tensor& dy) {
+    autograd::record(y, {&x}, [x, s, kind, op](const Tensor& dy) {
       Tensor dx = Tensor::empty_like(x);
       if (dy.is_cuda()) {
         SIEVE_IF_CUDA(pool_backward_cuda(kind, x, dy, dx, s));
@@ -193,7 +193,7 @@ Tensor global_avg_pool(const Tensor& x) {
     });
   }
   if (autograd::needs_grad({&x})) {
-    autograd::record(y, [x, planes, HW](const Tensor& dy) {
+    autograd::record(y, {&x}, [x, planes, HW](const Tensor& dy) {
       Tensor dx = Tensor::empty_like(x);
       if (dy.is_cuda()) {
         SIEVE_IF_CUDA(

@@ -5,8 +5,10 @@
 
 #include "engine/autograd.h"
 #include "engine/device.h"
+#include "engine/ops/loss.h"
 #include "engine/rng.h"
 #include "engine/tensor.h"
+#include "models/model.h"
 #include "tests/common/check.h"
 
 using namespace sieve;
@@ -82,19 +84,21 @@ TEST_CASE("rng: Philox is deterministic, counter-based and uniform") {
   CHECK(sq / n == doctest::Approx(1.0).epsilon(0.05));
 }
 
-TEST_CASE("autograd: gradients accumulate and the tape clears") {
+TEST_CASE("autograd: gradients accumulate and the graph is freed by backward") {
   Tensor x = test::leaf(Tensor::full({3}, 2.0, DType::f64));
   Tensor y = Tensor::full({3}, 0.0, DType::f64);
   // A hand-made op: y = 3x, recorded with its backward closure.
   for (int64_t i = 0; i < 3; ++i) y.data<double>()[i] = 3 * x.data<double>()[i];
-  autograd::record(y, [x](const Tensor& gy) {
+  const size_t before = autograd::live_nodes();
+  autograd::record(y, {&x}, [x](const Tensor& gy) {
     Tensor gx = gy.clone();
     for (int64_t i = 0; i < 3; ++i) gx.data<double>()[i] *= 3;
     autograd::accumulate(x, gx);
   });
-  CHECK(autograd::tape_size() == 1);
+  CHECK(autograd::live_nodes() == before + 1);
   autograd::backward(y, Tensor::full({3}, 1.0, DType::f64));
-  CHECK(autograd::tape_size() == 0);
+  CHECK_THROWS_WITH_AS(autograd::backward(y, Tensor::full({3}, 1.0, DType::f64)),
+                       doctest::Contains("has already been run and freed"), Error);
   CHECK(x.grad().to_double() == std::vector<double>{3, 3, 3});
   autograd::accumulate(x, Tensor::full({3}, 1.0, DType::f64));
   CHECK(x.grad().to_double() == std::vector<double>{4, 4, 4});
@@ -114,4 +118,35 @@ TEST_CASE("device: GPU detection never throws and parses flags") {
   CHECK_THROWS_WITH_AS(parse_device("tpu"), doctest::Contains("not one of auto, cpu, cuda"), Error);
   CHECK_THROWS_WITH_AS(parse_precision("fp8"), doctest::Contains("--precision"), Error);
   MESSAGE("GPU: " << cuda_device_description());
+}
+
+TEST_CASE("autograd: forwards without backward keep nothing once their outputs are dropped") {
+  // An evaluation loop with parameters that require grad and no NoGradGuard: each forward's graph
+  // (its nodes and the activations they saved) dies with its outputs, so memory stays flat.
+  ModelConfig cfg;
+  cfg.num_classes = 10;
+  auto model = make_model("resnet20", cfg);
+  for (auto& [name, p] : model->named_parameters()) p->set_requires_grad(true);
+  const Tensor x = test::random_tensor({4, 3, 32, 32}, 11);
+  const size_t before = autograd::live_nodes();
+  for (bool train : {false, true}) {
+    train ? model->train() : model->eval();
+    for (int i = 0; i < 20; ++i) {
+      const ModelOutput out = model->forward(x);
+      CHECK(out.logits.requires_grad());
+      CHECK(autograd::live_nodes() > before);  // the graph exists while its outputs do
+    }
+    CHECK(autograd::live_nodes() == before);
+  }
+  // A backward frees the graph it ran while the output is still held.
+  {
+    const ModelOutput out = model->forward(x);
+    const Tensor loss = cross_entropy(out.logits, Tensor::from_vector(std::vector<int64_t>{1, 2, 3, 4}, {4}));
+    CHECK(autograd::live_nodes() > before + 50);
+    autograd::backward(loss);
+    // Only the nodes of what is still held remain (emptied): loss, logits, features.
+    CHECK(autograd::live_nodes() <= before + 3);
+    for (const auto& named : model->named_parameters()) CHECK_MESSAGE(named.second->grad().defined(), named.first);
+  }
+  CHECK(autograd::live_nodes() == before);
 }
