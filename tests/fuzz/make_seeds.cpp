@@ -13,6 +13,7 @@
 #include "engine/parse.h"
 #include "engine/safetensors.h"
 #include "tests/common/images.h"
+#include "tests/common/npy.h"
 #include "training/trainer.h"
 
 namespace fs = std::filesystem;
@@ -173,27 +174,13 @@ void state_seeds() {
   for (const auto& [sel, j] : files) seed("state_json", std::to_string(int(sel)), std::string(1, sel), j.dump(2));
 }
 
-// NumPy's .npy: magic, version, header length, the header dict padded to 16 bytes, the data.
-std::string npy(int major, const std::string& descr, const std::string& shape, const std::string& data) {
-  std::string dict = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
-  const size_t prefix = major == 1 ? 10 : 12;
-  while ((prefix + dict.size() + 1) % 16) dict += ' ';
-  dict += '\n';
-  std::string out = "\x93NUMPY";
-  out += {char(major), 0};
-  const auto len = static_cast<uint32_t>(dict.size());
-  out += {char(len & 0xff), char(len >> 8)};
-  if (major != 1) out += {char(len >> 16), char(len >> 24)};
-  return out + dict + data;
-}
-
 void scores_seeds() {
   const double f8[3] = {0.5, -1.25, 3.0};
   const float f4[3] = {0.5f, -1.25f, 3.0f};
   const std::string d8(reinterpret_cast<const char*>(f8), sizeof f8), d4(reinterpret_cast<const char*>(f4), sizeof f4);
-  seed("scores", "npy1-f8", "\x02", npy(1, "<f8", "(3,)", d8));
-  seed("scores", "npy1-f4", "\x00", npy(1, "<f4", "(3,)", d4));
-  seed("scores", "npy2-f8", "\x02", npy(2, "<f8", "(3,)", d8));
+  seed("scores", "npy1-f8", "\x02", test::npy_bytes(1, "<f8", "(3,)", d8));
+  seed("scores", "npy1-f4", "\x00", test::npy_bytes(1, "<f4", "(3,)", d4));
+  seed("scores", "npy2-f8", "\x02", test::npy_bytes(2, "<f8", "(3,)", d8));
   seed("scores", "safetensors-f64", "\x03",
        serialize_safetensors({{"scores", Tensor::from_vector(std::vector<double>(f8, f8 + 3), {3})}}, {}, "seed"));
   seed("scores", "safetensors-f32-two", "\x01",

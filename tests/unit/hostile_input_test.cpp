@@ -19,6 +19,7 @@
 #include "engine/safetensors.h"
 #include "tests/common/check.h"
 #include "tests/common/images.h"
+#include "tests/common/npy.h"
 #include "training/trainer.h"
 
 using namespace sieve;
@@ -250,19 +251,8 @@ TEST_CASE("images: PNG of every bit depth and colour type, JPEG and BMP decode t
 }
 
 TEST_CASE("external scores: .npy of float32 or float64 (any format version) and safetensors vectors") {
-  const auto npy = [](int major, const std::string& descr, const std::string& shape, const std::string& data,
-                      const std::string& order = "False") {
-    std::string dict = "{'descr': '" + descr + "', 'fortran_order': " + order + ", 'shape': " + shape + ", }";
-    const size_t prefix = major == 1 ? 10 : 12;
-    while ((prefix + dict.size() + 1) % 16) dict += ' ';
-    dict += '\n';
-    std::string out = "\x93NUMPY";
-    out += {char(major), 0};
-    const auto len = static_cast<uint32_t>(dict.size());
-    out += {char(len & 0xff), char(len >> 8)};
-    if (major != 1) out += {char(len >> 16), char(len >> 24)};
-    return out + dict + data;
-  };
+  const auto npy = [](int major, const char* descr, const char* shape, const std::string& data,
+                      const char* order = "False") { return test::npy_bytes(major, descr, shape, data, order); };
   const double f8[3] = {0.5, -1.25, 3.0};
   const float f4[3] = {0.5f, -1.25f, 3.0f};
   const std::string d8(reinterpret_cast<const char*>(f8), sizeof f8), d4(reinterpret_cast<const char*>(f4), sizeof f4);
