@@ -19,7 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "apps/run_info.h"
+#include "pipelines/run_info.h"
 #include "datasets/dataset.h"
 #include "engine/autograd.h"
 #include "engine/cpu/onednn.h"

@@ -1,13 +1,13 @@
-// `sieve defend`: the poisoned-sample-scoring benchmark (PROTOCOLS.md, study 2). For each setting
-// it poisons the training set, trains the victim, extracts penultimate features and logits, lets
-// every defense score every sample, removes the top round(removal_factor * fraction * N),
-// retrains from scratch on what is left and reports clean accuracy, attack success rate, poison
-// recall and both published defense scores beside the published table. Every stage is written
-// atomically and skipped when present, so a killed benchmark continues where it stopped.
+// `sieve defend`: the flags of the poisoned-sample-scoring benchmark (PROTOCOLS.md, study 2). The
+// command resolves them (preset, published setting or custom one, defaults) into one
+// DefenseBenchmarkConfig per setting, runs pipelines/defense_benchmark.h on each and writes and
+// prints the report beside the published table.
 #pragma once
 #include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
+
+#include "pipelines/defense_benchmark.h"
 
 namespace sieve {
 
@@ -33,18 +33,8 @@ struct DefendOptions {
   std::string reference;  // the published table (CSV); default ../shared/reference/defense_benchmark.csv
 };
 
-struct DefenseRow {
-  std::string setting, defense;
-  double clean_acc = 0, asr = 0, recall = 0, precision = 0, auroc = 0;
-  int64_t budget = 0, removed_poisons = 0, poisons = 0;
-  double score_published() const { return (clean_acc + (1 - asr) + recall) / 3; }  // the seed's table
-  double score_later() const { return 0.5 * clean_acc + 0.5 * (1 - asr); }         // the later version
-};
-
 CLI::App* add_defend_command(CLI::App& app, DefendOptions& options);
+// Applies the preset to the flags not given (`parsed`: the parsed subcommand, or none) and runs.
 std::vector<DefenseRow> run_defend(DefendOptions options, const CLI::App* parsed = nullptr);
-
-// --defenses: "all", "none" or a comma list of known defense names; unknown names are an error.
-std::vector<std::string> chosen_defenses(const std::string& spec);
 
 }  // namespace sieve

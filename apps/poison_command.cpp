@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <sstream>
 
-#include "apps/plot.h"
+#include "pipelines/plot.h"
 #include "attacks/attacks.h"
 
 namespace sieve {

@@ -1,11 +1,7 @@
-// `sieve study`: the coreset study (PROTOCOLS.md, study 1). Per replicate it poisons the training
-// set with the red square (2% from all classes, relabelled 0), selects half of it with each
-// method (full, random, EL2N, forgetting, CRAIG), trains from the replicate's initial weights on
-// the selection, prunes with IMP and rewinding, and reports clean accuracy, attack success rate
-// and poison retention in the study's own CSV schemas beside the published numbers. Every
-// (method, replicate) cell lives in its own folder and every stage is written atomically and
-// skipped when present, so a killed study resumes and cells can run as separate processes whose
-// folders --merge combines.
+// `sieve study`: the flags of the coreset study (PROTOCOLS.md, study 1). The command fills the
+// preset's values into the flags left unset, checks them, and runs pipelines/coreset_study.h with
+// the resolved StudyConfig (or merges earlier runs' folders), then writes the study's CSV files,
+// results.md and plots beside the published numbers.
 #pragma once
 #include <CLI/CLI.hpp>
 #include <cmath>
@@ -15,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "training/trainer.h"
+#include "pipelines/coreset_study.h"
 
 namespace sieve {
 
@@ -42,33 +38,9 @@ struct StudyOptions {
   std::string reference;
 };
 
-// One (method, replicate) cell: the study's CSV row, then sieve's extra columns. Values a cell
-// has not reached (all training results under --selection-only) are NaN.
-struct StudyRow {
-  std::string method;  // the study's name: full, random, el2n, forget, craig
-  int64_t replicate_idx = 0;
-  uint64_t seed = 0;
-  int64_t subset_size = 0, poison_kept = 0, poison_total = 0;
-  double poison_retention = NAN;
-  double clean_acc = NAN, asr = NAN, pruned_acc = NAN, pruned_asr = NAN, pruned_test_loss = NAN;
-  double asr_nontarget = NAN, pruned_asr_nontarget = NAN;  // the standard ASR: non-target test images only
-  double pruned_kept_fraction = NAN;                      // prunable weights alive after the last IMP round
-  std::string selection_note;  // how the selection was drawn or cut (selection.json), for results.md
-  std::vector<EpochStats> history;                         // the dense (or subset) training run
-};
-
 CLI::App* add_study_command(CLI::App& app, StudyOptions& options);
 // Runs the chosen cells (or merges --merge folders) and writes the report; returns every
 // finished cell in the study's order (method, then replicate).
 std::vector<StudyRow> run_study(StudyOptions options);
-
-// backdoor_all_replicates.csv, backdoor_aggregated_results.csv (mean and population std over
-// replicates), backdoor_aggregated_loss_history.csv, results.md (beside the published aggregate
-// when `reference` exists), results.png, loss_history.png and config.json, atomically into out.
-void write_study_reports(const std::string& out, const std::vector<StudyRow>& rows, const std::string& reference,
-                         const nlohmann::json& config);
-
-// --methods: a comma list of full, random, el2n, forgetting, craig -> the study's names, in its order.
-std::vector<std::string> chosen_methods(const std::string& spec);
 
 }  // namespace sieve

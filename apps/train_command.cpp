@@ -4,8 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "apps/plot.h"
-#include "apps/run_info.h"
+#include "pipelines/plot.h"
+#include "pipelines/run_info.h"
 #include "engine/device.h"
 #include "engine/io.h"
 #include "engine/safetensors.h"
@@ -18,29 +18,7 @@ namespace {
 
 bool given(const CLI::App* app, const char* flag) { return app && app->count(flag) > 0; }
 
-std::string metrics_csv(const std::vector<EpochStats>& h) {
-  std::ostringstream os;
-  os << "epoch,lr,train_loss,train_acc,test_loss,test_acc,seconds,images_per_s\n";
-  for (const EpochStats& s : h)
-    os << s.epoch << ',' << s.lr << ',' << s.train_loss << ',' << s.train_acc << ',' << s.test_loss << ','
-       << s.test_acc << ',' << s.seconds << ',' << s.images_per_s << '\n';
-  return os.str();
-}
-
 }  // namespace
-
-void write_history(const std::string& dir, const std::vector<EpochStats>& history, const std::string& title) {
-  const fs::path out(dir);
-  write_file_atomic((out / "metrics.csv").string(), metrics_csv(history));
-  nlohmann::json metrics = nlohmann::json::array();
-  for (const EpochStats& s : history)
-    metrics.push_back({{"epoch", s.epoch}, {"lr", s.lr}, {"train_loss", s.train_loss}, {"train_acc", s.train_acc},
-                       {"test_loss", s.test_loss}, {"test_acc", s.test_acc}, {"seconds", s.seconds},
-                       {"images_per_s", s.images_per_s}});
-  write_file_atomic((out / "metrics.json").string(),
-                    nlohmann::json{{"final", metrics.back()}, {"history", metrics}}.dump(2) + "\n");
-  write_training_plot((out / "curves.png").string(), history, title);
-}
 
 CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
   CLI::App* c = app.add_subcommand("train", "train a model on a dataset (writes metrics, plot, weights)");

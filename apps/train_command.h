@@ -22,8 +22,6 @@ struct TrainOptions {
   TrainConfig train;
 };
 
-// metrics.csv, metrics.json and curves.png of a training history, written atomically into dir.
-void write_history(const std::string& dir, const std::vector<EpochStats>& history, const std::string& title);
 
 // Registers the subcommand; `run` is called with the parsed options.
 CLI::App* add_train_command(CLI::App& app, TrainOptions& options);

@@ -8,7 +8,11 @@ if(NOT CUDNN_INCLUDE_DIR OR NOT CUDNN_LIBRARY)
   message(FATAL_ERROR "sieve: cuDNN not found; set CUDNN_ROOT to the folder holding include/cudnn.h "
                       "and lib/libcudnn.so, or configure the CPU-only preset")
 endif()
-message(STATUS "sieve: cuDNN ${CUDNN_LIBRARY}")
-add_library(CUDNN::cudnn UNKNOWN IMPORTED)
-set_target_properties(CUDNN::cudnn PROPERTIES IMPORTED_LOCATION ${CUDNN_LIBRARY}
-                      INTERFACE_INCLUDE_DIRECTORIES ${CUDNN_INCLUDE_DIR})
+if(NOT sieve_FIND_QUIETLY)
+  message(STATUS "sieve: cuDNN ${CUDNN_LIBRARY}")
+endif()
+if(NOT TARGET CUDNN::cudnn)  # also read by an installed package's sieveConfig.cmake
+  add_library(CUDNN::cudnn UNKNOWN IMPORTED)
+  set_target_properties(CUDNN::cudnn PROPERTIES IMPORTED_LOCATION ${CUDNN_LIBRARY}
+                        INTERFACE_INCLUDE_DIRECTORIES ${CUDNN_INCLUDE_DIR})
+endif()

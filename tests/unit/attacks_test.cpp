@@ -7,7 +7,7 @@
 #include <fstream>
 #include <set>
 
-#include "apps/plot.h"
+#include "pipelines/plot.h"
 #include "apps/poison_command.h"
 #include "attacks/attacks.h"
 #include "datasets/formats.h"

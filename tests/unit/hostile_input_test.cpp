@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "apps/state_files.h"
+#include "pipelines/state_files.h"
 #include "datasets/formats.h"
 #include "defense/external_scores.h"
 #include "defense/feature_dump.h"

@@ -1,4 +1,4 @@
-#include "apps/plot.h"
+#include "pipelines/plot.h"
 
 #include <algorithm>
 #include <cmath>

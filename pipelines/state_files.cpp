@@ -1,4 +1,4 @@
-#include "apps/state_files.h"
+#include "pipelines/state_files.h"
 
 #include <algorithm>
 #include <sstream>
