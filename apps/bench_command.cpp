@@ -19,7 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "pipelines/run_info.h"
+#include "studies/run_info.h"
 #include "datasets/dataset.h"
 #include "engine/autograd.h"
 #include "engine/cpu/onednn.h"

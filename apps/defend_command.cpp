@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "pipelines/run_info.h"
+#include "studies/run_info.h"
 
 namespace sieve {
 

@@ -1,13 +1,13 @@
 // `sieve defend`: the flags of the poisoned-sample-scoring benchmark (PROTOCOLS.md, study 2). The
 // command resolves them (preset, published setting or custom one, defaults) into one
-// DefenseBenchmarkConfig per setting, runs pipelines/defense_benchmark.h on each and writes and
+// DefenseBenchmarkConfig per setting, runs studies/defense_benchmark.h on each and writes and
 // prints the report beside the published table.
 #pragma once
 #include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
 
-#include "pipelines/defense_benchmark.h"
+#include "studies/defense_benchmark.h"
 
 namespace sieve {
 

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <sstream>
 
-#include "pipelines/plot.h"
+#include "studies/plot.h"
 #include "attacks/attacks.h"
 
 namespace sieve {

@@ -1,5 +1,5 @@
 // `sieve study`: the flags of the coreset study (PROTOCOLS.md, study 1). The command fills the
-// preset's values into the flags left unset, checks them, and runs pipelines/coreset_study.h with
+// preset's values into the flags left unset, checks them, and runs studies/coreset_study.h with
 // the resolved StudyConfig (or merges earlier runs' folders), then writes the study's CSV files,
 // results.md and plots beside the published numbers.
 #pragma once
@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "pipelines/coreset_study.h"
+#include "studies/coreset_study.h"
 
 namespace sieve {
 

@@ -4,8 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "pipelines/plot.h"
-#include "pipelines/run_info.h"
+#include "studies/plot.h"
+#include "studies/run_info.h"
 #include "engine/device.h"
 #include "engine/io.h"
 #include "engine/safetensors.h"

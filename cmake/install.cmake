@@ -12,7 +12,7 @@
 include(CMakePackageConfigHelpers)
 
 set(SIEVE_LAYERS sieve_engine sieve_datasets sieve_layers sieve_models sieve_training sieve_attacks
-    sieve_defense sieve_selection sieve_pipelines)
+    sieve_defense sieve_selection sieve_studies)
 if(SIEVE_WITH_CUDA)
   set(SIEVE_WITH_CUDA_VALUE 1)
 else()
@@ -28,7 +28,7 @@ foreach(layer ${SIEVE_LAYERS})
   list(APPEND SIEVE_LAYER_FILES $<TARGET_FILE:${layer}>)
 endforeach()
 target_link_libraries(sieve_shared PRIVATE -Wl,--whole-archive ${SIEVE_LAYER_FILES} -Wl,--no-whole-archive
-                      sieve_pipelines)
+                      sieve_studies)
 target_compile_definitions(sieve_shared PRIVATE SIEVE_VERSION="${PROJECT_VERSION}"
                            INTERFACE SIEVE_WITH_CUDA=${SIEVE_WITH_CUDA_VALUE})
 target_include_directories(sieve_shared INTERFACE $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
@@ -53,7 +53,7 @@ install(TARGETS sieve_shared ${SIEVE_LAYERS} sieve_openblas sieve_dnnl sieve_tur
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(TARGETS sieve RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 # Public headers; the CUDA and CPU kernel headers are the engine's own.
-install(DIRECTORY engine datasets layers models training attacks defense selection pipelines
+install(DIRECTORY engine datasets layers models training attacks defense selection studies
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/sieve FILES_MATCHING PATTERN "*.h"
         PATTERN "engine/cuda" EXCLUDE PATTERN "engine/cpu" EXCLUDE)
 

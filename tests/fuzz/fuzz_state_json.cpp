@@ -1,6 +1,6 @@
 // The JSON state files read when a run resumes or reports: the first byte picks the file kind,
 // the rest is its text. Sizes are those of a 100-sample training set.
-#include "pipelines/state_files.h"
+#include "studies/state_files.h"
 #include "tests/fuzz/fuzz.h"
 #include "training/trainer.h"
 

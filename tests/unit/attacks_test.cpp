@@ -7,7 +7,7 @@
 #include <fstream>
 #include <set>
 
-#include "pipelines/plot.h"
+#include "studies/plot.h"
 #include "apps/poison_command.h"
 #include "attacks/attacks.h"
 #include "datasets/formats.h"

@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "pipelines/state_files.h"
+#include "studies/state_files.h"
 #include "datasets/formats.h"
 #include "defense/external_scores.h"
 #include "defense/feature_dump.h"

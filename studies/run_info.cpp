@@ -1,4 +1,4 @@
-#include "pipelines/run_info.h"
+#include "studies/run_info.h"
 
 #include <unistd.h>
 
@@ -10,7 +10,7 @@
 
 #include "engine/device.h"
 #include "engine/io.h"
-#include "pipelines/plot.h"
+#include "studies/plot.h"
 
 namespace sieve {
 

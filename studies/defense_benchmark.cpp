@@ -1,4 +1,4 @@
-#include "pipelines/defense_benchmark.h"
+#include "studies/defense_benchmark.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,9 +12,9 @@
 #include "engine/io.h"
 #include "engine/safetensors.h"
 #include "models/model.h"
-#include "pipelines/plot.h"
-#include "pipelines/run_info.h"
-#include "pipelines/state_files.h"
+#include "studies/plot.h"
+#include "studies/run_info.h"
+#include "studies/state_files.h"
 #include "training/trainer.h"
 
 namespace sieve {

@@ -1,4 +1,4 @@
-#include "pipelines/coreset_study.h"
+#include "studies/coreset_study.h"
 
 #include <algorithm>
 #include <charconv>
@@ -16,9 +16,9 @@
 #include "engine/py_random.h"
 #include "engine/safetensors.h"
 #include "models/model.h"
-#include "pipelines/plot.h"
-#include "pipelines/run_info.h"
-#include "pipelines/state_files.h"
+#include "studies/plot.h"
+#include "studies/run_info.h"
+#include "studies/state_files.h"
 #include "selection/selection.h"
 
 namespace sieve {

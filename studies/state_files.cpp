@@ -1,4 +1,4 @@
-#include "pipelines/state_files.h"
+#include "studies/state_files.h"
 
 #include <algorithm>
 #include <sstream>

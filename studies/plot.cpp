@@ -1,4 +1,4 @@
-#include "pipelines/plot.h"
+#include "studies/plot.h"
 
 #include <algorithm>
 #include <cmath>
