@@ -87,20 +87,55 @@ std::vector<double> score_with(const std::string& name, const FeatureDump& f) {
   return s;
 }
 
-json row_json(const DefenseRow& r) {
-  return {{"setting", r.setting},   {"defense", r.defense},   {"clean_acc", r.clean_acc},
-          {"asr", r.asr},           {"poison_recall", r.recall}, {"precision", r.precision},
-          {"auroc", r.auroc},       {"budget", r.budget},     {"removed_poisons", r.removed_poisons},
-          {"poisons", r.poisons},   {"defense_score", r.score_published()},
-          {"defense_score_later", r.score_later()}};
-}
-
 std::string fixed(double v, int digits) {
+  if (std::isnan(v)) return "n/a";
   char b[64];
   std::snprintf(b, sizeof b, "%.*f", digits, v);
   return b;
 }
 std::string fmt3(double v) { return fixed(v, 3); }
+
+json row_json(const DefenseRow& r) {
+  return {{"setting", r.setting},   {"defense", r.defense},   {"clean_acc", r.clean_acc},
+          {"asr", r.asr},           {"poison_recall", r.recall}, {"precision", r.precision},
+          {"auroc", r.auroc},       {"budget", r.budget},     {"removed_poisons", r.removed_poisons},
+          {"poisons", r.poisons},   {"defense_score", r.score_published()},
+          {"defense_score_later", r.score_later()}, {"removed_per_class", r.removed_per_class}};
+}
+
+// Per class, what the defenses removed from a training set without poisons, and (when retrained)
+// what that cost: clean accuracy after the retrain against the victim's (`victim`: NaN offline).
+std::string clean_cost_table(const std::vector<const DefenseRow*>& rows, double victim) {
+  std::ostringstream md;
+  md << "\nNo poisons in this training set: recall, AUROC and the published score are n/a. What each defense "
+        "removed, by class, and what it cost:\n\n| defense | removed | per class | clean_acc after | change |\n"
+        "|---|---|---|---|---|\n";
+  for (const DefenseRow* r : rows) {
+    if (r->defense == "none") continue;
+    std::string classes;
+    for (int64_t c : r->removed_per_class) classes += (classes.empty() ? "" : " ") + std::to_string(c);
+    md << "| " << r->defense << " | " << r->budget << " | " << classes << " | " << fixed(r->clean_acc, 3) << " | "
+       << (std::isnan(r->clean_acc) || std::isnan(victim) ? std::string("n/a")
+                                                          : (r->clean_acc >= victim ? "+" : "") +
+                                                                fixed(r->clean_acc - victim, 3))
+       << " |\n";
+  }
+  return md.str();
+}
+
+// What a defense removed, by training label.
+std::vector<int64_t> per_class(const std::vector<int64_t>& removed, const std::vector<int64_t>& labels,
+                               int64_t num_classes) {
+  std::vector<int64_t> counts(static_cast<size_t>(num_classes), 0);
+  for (int64_t i : removed) ++counts[labels[i]];
+  return counts;
+}
+
+// Recall and AUROC say nothing where there is nothing to find: a clean training set.
+void no_poisons_no_recall(DefenseRow& r) {
+  if (r.poisons == 0) r.recall = r.auroc = NAN;
+}
+
 
 // What a dump's folder says of it (setting.json and victim/result.json beside it, when present).
 struct DumpInfo {
@@ -183,6 +218,14 @@ void write_defense_reports(const std::string& out_dir, const std::vector<Defense
         md << "| published | " << p.method << " | " << fmt3(p.clean_acc) << " | " << fmt3(p.asr)
            << " | " << fmt3(p.recall) << " | " << fmt3(p.score) << " | " << fmt3(0.5 * p.clean_acc + 0.5 * (1 - p.asr))
            << " | | |\n";
+    std::vector<const DefenseRow*> clean;
+    double victim = NAN;
+    for (const DefenseRow& r : rows)
+      if (r.setting == s && r.poisons == 0) {
+        clean.push_back(&r);
+        if (r.defense == "none") victim = r.clean_acc;
+      }
+    if (!clean.empty()) md << clean_cost_table(clean, victim);
   }
   write_file_atomic((out / "results.md").string(), md.str());
 }
@@ -227,6 +270,8 @@ std::vector<DefenseRow> score_feature_dumps(const OfflineScoringConfig& o) {
       r.recall = m.recall, r.precision = m.precision, r.auroc = m.auroc, r.budget = m.budget;
       r.removed_poisons = m.removed_poisons, r.poisons = m.poisons;
       r.clean_acc = NAN, r.asr = NAN;
+      r.removed_per_class = per_class(top_suspicious(scores, budget), f.labels, f.num_classes);
+      no_poisons_no_recall(r);
       rows.push_back(r);
       std::fprintf(stderr, "%-22s %8ld %7ld %9.4f %7.4f %7.4f\n", r.defense.c_str(), long(r.budget), long(r.poisons),
                    r.recall, r.precision, r.auroc);
@@ -237,6 +282,12 @@ std::vector<DefenseRow> score_feature_dumps(const OfflineScoringConfig& o) {
          << fixed(info.victim_asr, 4) << " | " << r.defense << " | " << r.budget << " | " << r.poisons << " | "
          << fixed(r.recall, 4) << " | " << fixed(r.precision, 4) << " | " << fixed(r.auroc, 4) << " |\n";
     }
+  }
+  for (const std::string& path : o.dumps) {
+    std::vector<const DefenseRow*> clean;
+    for (const DefenseRow& r : rows)
+      if (r.setting == path && r.poisons == 0) clean.push_back(&r);
+    if (!clean.empty()) md << "\n### " << path << "\n" << clean_cost_table(clean, NAN);
   }
   fs::create_directories(o.out);
   write_file_atomic((fs::path(o.out) / "offline.csv").string(), csv.str());
@@ -334,6 +385,7 @@ std::vector<DefenseRow> run_defense_benchmark(const DefenseBenchmarkConfig& o) {
   none.clean_acc = v.clean_acc, none.asr = v.asr;
   none.poisons = static_cast<int64_t>(poisoned.poison_indices.size());
   none.precision = none.auroc = NAN;  // nothing is scored or removed
+  no_poisons_no_recall(none);
   rows.push_back(none);
 
   const FeatureDump f = load_feature_dump(features_path.string());
@@ -397,6 +449,8 @@ std::vector<DefenseRow> run_defense_benchmark(const DefenseBenchmarkConfig& o) {
     r.clean_acc = retrained.clean_acc, r.asr = retrained.asr;
     r.recall = d.recall, r.precision = d.precision, r.auroc = d.auroc;
     r.budget = d.budget, r.removed_poisons = d.removed_poisons, r.poisons = d.poisons;
+    r.removed_per_class = per_class(d.removed, f.labels, f.num_classes);
+    no_poisons_no_recall(r);
     rows.push_back(r);
     print_defense_rows({r});
   }

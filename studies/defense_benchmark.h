@@ -50,11 +50,14 @@ struct DefenseBenchmarkConfig {
   std::string out;                     // the benchmark's folder; the setting lives in out/<name>
 };
 
-// One defense (or "none", the victim) on one setting. NaN where a value does not apply.
+// One defense (or "none", the victim) on one setting. NaN where a value does not apply: recall,
+// AUROC and the published score on a training set without poisons (nothing to find), accuracy
+// and ASR offline (no retrain).
 struct DefenseRow {
   std::string setting, defense;
   double clean_acc = 0, asr = 0, recall = 0, precision = 0, auroc = 0;
   int64_t budget = 0, removed_poisons = 0, poisons = 0;
+  std::vector<int64_t> removed_per_class;  // what the defense removed, by training label (empty for "none")
   double score_published() const { return (clean_acc + (1 - asr) + recall) / 3; }  // the seed's table
   double score_later() const { return 0.5 * clean_acc + 0.5 * (1 - asr); }         // the later version
 };

@@ -3,13 +3,16 @@
 // reports), which a second run resumes without redoing any stage.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
+#include <numeric>
 #include <tuple>
 
 #include "apps/defend_command.h"
 #include "datasets/dataset.h"
 #include "defense/defense.h"
 #include "engine/io.h"
+#include "engine/parse.h"
 #include "engine/rng.h"
 #include "engine/safetensors.h"
 #include "tests/common/check.h"
@@ -142,4 +145,56 @@ TEST_CASE("defend: the CIFAR-100 blend setting runs end to end on generated CIFA
   const SafetensorsFile dump = load_safetensors(dir / "bench/vgg16bn-cifar100-blend/features.safetensors");
   CHECK(dump.tensors.at("features").shape() == Shape{160, 512});
   CHECK(dump.tensors.at("logits").shape() == Shape{160, 100});
+}
+
+TEST_CASE("defend: on a clean training set recall is n/a and the report shows what removal cost, per class") {
+  // Through the library itself (studies/defense_benchmark.h), as an out-of-tree program calls it.
+  test::TempDir dir;
+  DefenseBenchmarkConfig c;
+  c.setting = {"clean-resnet20-synthetic", "resnet20", "synthetic", "red_square", "", 0.0};
+  c.assumed_fraction = 0.05;  // the defenses are told 5%: they remove round(0.05 * 200) = 10
+  c.defenses = {"spectral_signature"};
+  c.epochs = 1, c.batch_size = 32, c.lr = 0.05, c.train_subset = 200, c.test_subset = 100;
+  c.out = dir / "bench";
+  const std::vector<DefenseRow> rows = run_defense_benchmark(c);
+  REQUIRE(rows.size() == 2);
+  for (const DefenseRow& r : rows) {
+    CHECK(r.poisons == 0);
+    CHECK(std::isnan(r.recall));
+    CHECK(std::isnan(r.score_published()));
+    CHECK(std::isfinite(r.score_later()));
+  }
+  const DefenseRow& s = rows[1];
+  CHECK(s.budget == 10);
+  CHECK(std::isnan(s.auroc));
+  CHECK(s.precision == 0.0);
+  REQUIRE(s.removed_per_class.size() == 10);
+  CHECK(std::accumulate(s.removed_per_class.begin(), s.removed_per_class.end(), int64_t{0}) == 10);
+
+  write_defense_reports(c.out, rows, {}, nlohmann::json::object());
+  const std::string md = read_file((fs::path(c.out) / "results.md").string());
+  const size_t at = md.find("| sieve | spectral_signature | ");
+  REQUIRE(at != std::string::npos);
+  const std::string line = md.substr(at, md.find('\n', at) - at);
+  // clean_acc | asr | poison_recall | defense_score | later | precision | AUROC
+  CHECK_MESSAGE(line.find(" | n/a | n/a | ") != std::string::npos, line);
+  const bool auroc_na = line.size() > 6 && line.substr(line.size() - 6) == " n/a |";
+  CHECK_MESSAGE(auroc_na, line);
+  CHECK(md.find("No poisons in this training set") != std::string::npos);
+  std::string per_class;
+  for (int64_t k : s.removed_per_class) per_class += (per_class.empty() ? "" : " ") + std::to_string(k);
+  CHECK_MESSAGE(md.find("| spectral_signature | 10 | " + per_class + " | ") != std::string::npos, md);
+  const nlohmann::json j = load_json(fs::path(c.out) / "results.json");
+  CHECK(j["rows"][1]["poison_recall"].is_null());
+  CHECK(j["rows"][1]["removed_per_class"].get<std::vector<int64_t>>() == s.removed_per_class);
+
+  // Offline, the same dump: n/a recall, the per-class removal, no accuracy.
+  const std::vector<DefenseRow> off = score_feature_dumps(
+      {{(fs::path(c.out) / c.setting.name / "features.safetensors").string()}, {}, {"spectral_signature"}, 1.0, -1,
+       dir / "offline"});
+  REQUIRE(off.size() == 1);
+  CHECK(std::isnan(off[0].recall));
+  CHECK(off[0].removed_per_class == s.removed_per_class);
+  const std::string offline = read_file((fs::path(dir / "offline") / "offline.md").string());
+  CHECK(offline.find("| spectral_signature | 10 | " + per_class + " | n/a | n/a |") != std::string::npos);
 }
