@@ -12,7 +12,14 @@
 //    b. 2-means there (k-means++, best inertia of kRestarts seeded restarts) gives a first split;
 //    c. EM for a two-component Gaussian mixture with full covariances (shrunk by kShrink towards
 //       the isotropic covariance of the same trace, so that a small component stays well posed),
-//       kEmIterations steps from that split; the smaller component is the suspect one;
+//       kEmIterations steps from that split. Which component is the poison is decided by the
+//       class's over-population, not by size alone: the clean part of a class should be as large
+//       as a typical class (m, the median size of the other classes; s, 1.4826 times their MAD).
+//       The larger component is the suspect one when taking it away leaves a class closer to m
+//       than taking the smaller one away does, by more than 3 s (poisons that outnumber the clean
+//       samples of their class: 10% poisons from all classes, or CIFAR-100's 5%, 83% of the
+//       target class); otherwise the smaller one is (poisons are a minority of their class, or
+//       class sizes vary too much to tell);
 //    d. two class statistics: the log-likelihood gain per sample of the mixture over one Gaussian
 //       (same shrinkage), and the separation of the components along the line through their
 //       means, D = |m1 - m0| sqrt(2 / (v0 + v1)) (Ashman's D; the split of one Gaussian gives
@@ -104,7 +111,7 @@ double log_add(double a, double b) {
 }
 
 struct ClassSplit {
-  std::vector<double> posterior;  // of the suspect (smaller) component, per sample of the class
+  std::vector<double> posterior;  // of the suspect component, per sample of the class (the smaller one until oriented)
   double gain = 0, separation = 0;
 };
 
@@ -191,6 +198,7 @@ class Untangle final : public Defense {
       splits_[c] = split_class(project(z, pca.mean, pca.components), static_cast<uint64_t>(c));
       gain[c] = splits_[c].gain, separation[c] = splits_[c].separation;
     }
+    orient_by_population();
     const std::vector<double> zg = robust_z(gain), zs = robust_z(separation);
     evidence_.assign(c_count, NAN);
     for (size_t c = 0; c < c_count; ++c)
@@ -221,6 +229,24 @@ class Untangle final : public Defense {
   bool flagged(size_t c) const { return !std::isnan(evidence_[c]) && evidence_[c] > kFlag; }
 
  private:
+  // Step 2c's choice: the larger component is the suspect one when the class without it is
+  // clearly closer to a typical class size than the class without the smaller one.
+  void orient_by_population() {
+    for (size_t c = 0; c < classes_.size(); ++c) {
+      std::vector<double>& p = splits_[c].posterior;
+      if (p.empty()) continue;
+      std::vector<double> others;
+      for (size_t o = 0; o < classes_.size(); ++o)
+        if (o != c && !classes_[o].empty()) others.push_back(double(classes_[o].size()));
+      if (others.empty()) continue;
+      const double m = median(others), s = 1.4826 * median_absolute_deviation(others);
+      const double small = std::accumulate(p.begin(), p.end(), 0.0), large = double(p.size()) - small;
+      const double keep_large = std::abs(large - m), keep_small = std::abs(small - m);  // clean part left
+      if (keep_large - keep_small > 3 * s)
+        for (double& v : p) v = 1 - v;
+    }
+  }
+
   std::vector<std::vector<int64_t>> classes_;
   std::vector<ClassSplit> splits_;
   std::vector<std::vector<double>> distances_;

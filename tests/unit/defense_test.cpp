@@ -168,6 +168,25 @@ TEST_CASE("defenses: untangle recovers planted poison clusters, flagging the tar
   }
 }
 
+TEST_CASE("defenses: untangle when the poisons outnumber the clean samples of their class") {
+  // The over-population decides which component is the poison: class 0 holds its clean samples
+  // plus the poisons, every other class only clean ones.
+  SUBCASE("5 poisons to 1 clean sample (83%, as CIFAR-100's target class at 5%), 8 units away") {
+    const Synthetic s = make_synthetic(true, 8, 8.0, false, 0.5);  // class 0: 200 clean + 1000 poisons
+    REQUIRE(std::count(s.is_poison.begin(), s.is_poison.end(), 1) == 1000);
+    const std::vector<double> scores = fit_and_score("untangle", s, Tensor());
+    const DetectionMetrics m = detection_metrics(scores, s.is_poison, 1000);
+    CHECK_MESSAGE(m.recall >= 0.99, "recall " << m.recall);
+    CHECK(removed_per_class(scores, s.labels, 1000)[0] == 1000);
+  }
+  SUBCASE("a little more poisons than clean samples (10% from all classes), 6 units away") {
+    const Synthetic s = make_synthetic(true, 9, 6.0, false, 0.25);  // class 0: 300 clean + 500 poisons
+    const std::vector<double> scores = fit_and_score("untangle", s, Tensor());
+    const DetectionMetrics m = detection_metrics(scores, s.is_poison, 500);
+    CHECK_MESSAGE(m.recall >= 0.97, "recall " << m.recall);
+  }
+}
+
 TEST_CASE("defenses: untangle on clean features flags no class and spreads the budget evenly") {
   for (uint64_t seed : {3, 6, 7}) {
     const Synthetic s = make_synthetic(false, seed);
