@@ -12,7 +12,7 @@ namespace sieve {
 
 CLI::App* add_poison_command(CLI::App& app, PoisonOptions& o) {
   CLI::App* c = app.add_subcommand("poison", "poison a training set and preview the triggered images (PNG)");
-  c->add_option("--dataset", o.dataset, "cifar10 | cifar100 | fashion_mnist | fashion_mnist_28 | image_folder | synthetic")
+  c->add_option("--dataset", o.dataset, "cifar10 | cifar100 | fashion_mnist | fashion_mnist_28 | image_folder | synthetic | shapes")
       ->capture_default_str();
   c->add_option("--data", o.data, "dataset folder in its official format (see README)");
   c->add_option("--trigger", o.trigger, "badnets | red_square | blend | blend:<image path> | patch:ROW,COL,SIZE,RRGGBB|checker")->capture_default_str();
@@ -31,7 +31,7 @@ CLI::App* add_poison_command(CLI::App& app, PoisonOptions& o) {
 }
 
 void run_poison(const PoisonOptions& o) {
-  SIEVE_CHECK(o.dataset == "synthetic" || !o.data.empty(), "--data: the folder of ", o.dataset,
+  SIEVE_CHECK(is_generated(o.dataset) || !o.data.empty(), "--data: the folder of ", o.dataset,
               " is needed (see README, 'Real datasets')");
   const ImageDataset clean = load_dataset(o.dataset, o.data, true);
   const Trigger trigger = make_trigger(o.trigger, clean.channels, clean.height, clean.width, o.alpha, o.seed);

@@ -23,7 +23,7 @@ bool given(const CLI::App* app, const char* flag) { return app && app->count(fla
 CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
   CLI::App* c = app.add_subcommand("train", "train a model on a dataset (writes metrics, plot, weights)");
   c->add_option("--model", o.model, "resnet18 | resnet20 | vgg16_bn | mobilenet_v2")->capture_default_str();
-  c->add_option("--dataset", o.dataset, "cifar10 | cifar100 | fashion_mnist | fashion_mnist_28 | image_folder | synthetic")
+  c->add_option("--dataset", o.dataset, "cifar10 | cifar100 | fashion_mnist | fashion_mnist_28 | image_folder | synthetic | shapes")
       ->capture_default_str();
   c->add_option("--data", o.data, "dataset folder in its official format (see README)");
   c->add_option("--epochs", o.train.epochs, "training epochs")->check(CLI::Range(1, 100000))->capture_default_str();
@@ -70,7 +70,7 @@ std::vector<EpochStats> run_train(TrainOptions o, const CLI::App* parsed) {
     if (!given(parsed, "--batch-size")) o.train.batch_size = 64;
     if (!given(parsed, "--lr")) o.train.lr = 0.05;
   }
-  SIEVE_CHECK(o.dataset == "synthetic" || !o.data.empty(), "--data: the folder of ", o.dataset,
+  SIEVE_CHECK(is_generated(o.dataset) || !o.data.empty(), "--data: the folder of ", o.dataset,
               " is needed (see README, 'Real datasets')");
   const Device device = parse_device(o.device);
   SIEVE_CHECK(o.precision != "bf16" || device == Device::cpu,

@@ -37,10 +37,16 @@ ImageDataset load_image_folder(const std::string& root, const std::string& split
 // Procedural 32x32 RGB classes (oriented colour gratings with noise) a small net learns in a
 // minute on a CPU: the embedded default that needs no download.
 ImageDataset make_synthetic(int64_t n, int64_t num_classes, uint64_t seed);
+// Ten classes of geometric shapes (disc, square, triangle, ring, cross, bar, ellipse, hollow
+// square, star, two dots) at random position, size, rotation and colour on cluttered 32x32 RGB
+// backgrounds: a harder embedded dataset on which a small network stays below perfect accuracy.
+ImageDataset make_shapes(int64_t n, uint64_t seed);
 
 // Dataset names for --dataset: cifar10, cifar100, fashion_mnist (32x32x3, as study 2 uses it),
-// fashion_mnist_28 (28x28x1), image_folder, synthetic.
+// fashion_mnist_28 (28x28x1), image_folder, synthetic (2000 / 500 images), shapes (3000 / 1000).
 ImageDataset load_dataset(const std::string& name, const std::string& dir, bool train);
+// Whether the dataset is generated (synthetic, shapes) rather than read from a folder.
+bool is_generated(const std::string& dataset);
 
 // The samples at `indices`, in that order.
 ImageDataset subset_of(const ImageDataset& ds, const std::vector<int64_t>& indices);

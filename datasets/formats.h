@@ -40,4 +40,7 @@ DecodedImage decode_image(std::string_view bytes, const std::string& name, int c
 // The file at path, at most kMaxImageFileBytes.
 DecodedImage load_image(const std::string& path, int channels);
 
+// Sets ds.mean and ds.std to the per-channel mean and standard deviation of its pixels / 255.
+void set_normalisation_from_images(ImageDataset& ds);
+
 }  // namespace sieve

@@ -231,9 +231,13 @@ ImageDataset load_image_folder(const std::string& root, const std::string& split
     }
   }
   SIEVE_CHECK(ds.size() > 0, dir.string(), ": no images found");
-  // Normalisation from the images themselves (per channel mean and std of x/255).
+  set_normalisation_from_images(ds);
+  return ds;
+}
+
+void set_normalisation_from_images(ImageDataset& ds) {
   const int64_t plane = ds.height * ds.width;
-  for (int64_t k = 0; k < 3; ++k) {
+  for (int64_t k = 0; k < ds.channels; ++k) {
     double s = 0, sq = 0;
     for (int64_t i = 0; i < ds.size(); ++i)
       for (int64_t p = 0; p < plane; ++p) {
@@ -244,7 +248,6 @@ ImageDataset load_image_folder(const std::string& root, const std::string& split
     ds.mean[k] = static_cast<float>(s / cnt);
     ds.std[k] = static_cast<float>(std::sqrt(std::max(1e-12, sq / cnt - (s / cnt) * (s / cnt))));
   }
-  return ds;
 }
 
 ImageDataset make_synthetic(int64_t n, int64_t num_classes, uint64_t seed) {
@@ -286,7 +289,12 @@ ImageDataset load_dataset(const std::string& name, const std::string& dir, bool 
   if (name == "fashion_mnist_28") return load_fashion_mnist(dir, train, false);
   if (name == "image_folder") return load_image_folder(dir, train ? "train" : "test");
   if (name == "synthetic") return make_synthetic(train ? 2000 : 500, 10, train ? 1 : 2);
-  fail("--dataset: unknown dataset '", name, "' (known: cifar10, cifar100, fashion_mnist, fashion_mnist_28, image_folder, synthetic)");
+  if (name == "shapes") return make_shapes(train ? 3000 : 1000, train ? 1 : 2);
+  fail("--dataset: unknown dataset '", name,
+       "' (known: cifar10, cifar100, fashion_mnist, fashion_mnist_28, image_folder, synthetic, shapes)");
+}
+
+bool is_generated(const std::string& dataset) { return dataset == "synthetic" || dataset == "shapes";
 }
 
 }  // namespace sieve

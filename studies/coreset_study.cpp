@@ -784,7 +784,7 @@ StudyResult run_coreset_study(const StudyConfig& o) {
               "--score-epochs: the seed protocol's EL2N averages epochs 2..E, so it needs >= 2, got ", o.score_epochs);
   SIEVE_CHECK(o.train_subset >= 0, "--train-subset must be >= 0, got ", o.train_subset);
   SIEVE_CHECK(o.test_subset >= 0, "--test-subset must be >= 0, got ", o.test_subset);
-  SIEVE_CHECK(o.dataset == "synthetic" || !o.data.empty(), "--data: the ", o.dataset,
+  SIEVE_CHECK(is_generated(o.dataset) || !o.data.empty(), "--data: the ", o.dataset,
               " folder is needed (or --preset quick)");
 
   // Every replicate trains and tests on the same images: the subsets come from replicate 0's seed.

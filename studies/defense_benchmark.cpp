@@ -300,7 +300,7 @@ std::vector<DefenseRow> run_defense_benchmark(const DefenseBenchmarkConfig& o) {
   const DefenseSetting& st = o.setting;
   const std::string& data = o.data;
   const Device device = o.device;
-  SIEVE_CHECK(st.dataset == "synthetic" || !data.empty(), "--data (or --data-root): the folder of ", st.dataset,
+  SIEVE_CHECK(is_generated(st.dataset) || !data.empty(), "--data (or --data-root): the folder of ", st.dataset,
               " is needed for ", st.name);
   for (const std::string& path : o.scores) {
     SIEVE_CHECK(fs::is_regular_file(path), "--scores: ", path, ": no such file");

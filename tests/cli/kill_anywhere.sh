@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Kill-anywhere: `sieve defend --preset quick` and `sieve study --preset quick` are killed with
+# Kill-anywhere: `sieve defend --preset quick` (on a 1000-image subset for 2 epochs, to keep it
+# short) and `sieve study --preset quick` are killed with
 # SIEVE_FAULT_KILL_WRITE or SIGKILL again and again, and resumed each time; every round ends with a
 # resume that finishes, and then every file the round wrote must equal the files of an
 # uninterrupted run (timings aside: seconds, images/s and the run's start time differ by nature),
@@ -18,12 +19,19 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 status=0
 total_kills=0
+# The flags of each command's runs.
+flags() {
+  case "$1" in
+    defend) echo "--preset quick --epochs 2 --train-subset 1000 --test-subset 300" ;;
+    *) echo "--preset quick" ;;
+  esac
+}
 
 for cmd in $commands; do
   # Every run writes to a folder named "out" (in different places), so the paths they record agree.
   mkdir -p "$work/$cmd-whole"
   t0=$(date +%s%N)
-  if ! (cd "$work/$cmd-whole" && "$sieve" "$cmd" --preset quick --out out >"$work/$cmd-whole.log" 2>&1); then
+  if ! (cd "$work/$cmd-whole" && "$sieve" "$cmd" $(flags "$cmd") --out out >"$work/$cmd-whole.log" 2>&1); then
     echo "FAIL $cmd: the uninterrupted run failed"; tail -3 "$work/$cmd-whole.log"; status=1; continue
   fi
   whole_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
@@ -39,12 +47,12 @@ for cmd in $commands; do
       attempts=$((attempts + 1))
       if [ $((attempts % 2)) -eq 1 ]; then
         how="in atomic write $((RANDOM % 30 + 1))"
-        SIEVE_FAULT_KILL_WRITE="${how##* }" "$sieve" "$cmd" --preset quick --out out >>"$log" 2>&1
+        SIEVE_FAULT_KILL_WRITE="${how##* }" "$sieve" "$cmd" $(flags "$cmd") --out out >>"$log" 2>&1
         rc=$?
       else
         delay_ms=$((RANDOM % (whole_ms / per_round + 1) + 200))
         how="after ${delay_ms} ms"
-        "$sieve" "$cmd" --preset quick --out out >>"$log" 2>&1 &
+        "$sieve" "$cmd" $(flags "$cmd") --out out >>"$log" 2>&1 &
         pid=$!
         sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
         kill -KILL $pid 2>/dev/null
@@ -62,7 +70,7 @@ for cmd in $commands; do
       fi
     done
     kills=$((kills + round_kills))
-    if [ $failed -eq 0 ] && ! "$sieve" "$cmd" --preset quick --out out >>"$log" 2>&1; then
+    if [ $failed -eq 0 ] && ! "$sieve" "$cmd" $(flags "$cmd") --out out >>"$log" 2>&1; then
       echo "FAIL $cmd round $round: the last resume failed:"; tail -3 "$log"; failed=1
     fi
     cd "$work"

@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -141,6 +142,37 @@ TEST_CASE("datasets: synthetic is deterministic and balanced") {
   CHECK(a.labels == b.labels);
   for (int64_t c = 0; c < 10; ++c) CHECK(std::count(a.labels.begin(), a.labels.end(), c) == 10);
   CHECK(make_synthetic(100, 10, 4).images != a.images);
+}
+
+TEST_CASE("datasets: shapes is deterministic and balanced, and varies within a class") {
+  const ImageDataset a = make_shapes(200, 3), b = make_shapes(200, 3);
+  CHECK(a.images == b.images);
+  CHECK(a.labels == b.labels);
+  CHECK(a.class_names.size() == 10);
+  for (int64_t c = 0; c < 10; ++c) CHECK(std::count(a.labels.begin(), a.labels.end(), c) == 20);
+  CHECK(make_shapes(200, 4).images != a.images);
+  // Colour belongs to no class: each class's mean image colour varies from image to image about
+  // as much as the whole set's does.
+  auto mean_rgb = [&](int64_t i) {
+    std::array<double, 3> m{};
+    for (int k = 0; k < 3; ++k)
+      for (int p = 0; p < 1024; ++p) m[k] += a.image(i)[k * 1024 + p] / 1024.0;
+    return m;
+  };
+  for (int64_t c = 0; c < 10; ++c) {
+    double lo = 255, hi = 0;
+    for (int64_t i = c; i < a.size(); i += 10) lo = std::min(lo, mean_rgb(i)[0]), hi = std::max(hi, mean_rgb(i)[0]);
+    CHECK_MESSAGE(hi - lo > 60, "class " << c << ": mean red " << lo << ".." << hi);
+  }
+  for (int k = 0; k < 3; ++k) {
+    CHECK(a.mean[k] > 0.2f);
+    CHECK(a.mean[k] < 0.8f);
+    CHECK(a.std[k] > 0.1f);
+  }
+  CHECK(load_dataset("shapes", "", true).size() == 3000);
+  CHECK(load_dataset("shapes", "", false).size() == 1000);
+  CHECK(is_generated("shapes"));
+  CHECK(!is_generated("cifar10"));
 }
 
 TEST_CASE("augment: crop, flip and normalise match a direct implementation") {

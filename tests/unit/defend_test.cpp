@@ -88,7 +88,7 @@ TEST_CASE("defend: the whole pipeline at toy scale, resumed without redoing a st
   REQUIRE(rows.size() == 3);  // none + 2 defenses
   CHECK(rows[0].defense == "none");
   CHECK(rows[0].poisons == 10);  // floor(0.05 * 200)
-  const fs::path s = fs::path(o.out) / "quick-resnet20-synthetic-red_square";
+  const fs::path s = fs::path(o.out) / "quick-resnet20-shapes-red_square";
   for (const char* f : {"setting.json", "features.safetensors", "victim/result.json", "victim/curves.png",
                         "defenses/spectral_signature/detection.json", "defenses/spectral_signature/scores.png",
                         "defenses/spectral_signature/result.json", "defenses/confidence_filter/result.json"})
