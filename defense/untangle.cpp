@@ -16,16 +16,21 @@
 //       class's over-population, not by size alone: the clean part of a class should be as large
 //       as a typical class (m, the median size of the other classes; s, 1.4826 times their MAD).
 //       The larger component is the suspect one when taking it away leaves a class closer to m
-//       than taking the smaller one away does, by more than 3 s (poisons that outnumber the clean
-//       samples of their class: 10% poisons from all classes, or CIFAR-100's 5%, 83% of the
-//       target class); otherwise the smaller one is (poisons are a minority of their class, or
-//       class sizes vary too much to tell);
+//       than taking the smaller one away does, by more than max(3 s, kSizeMargin m) (poisons that
+//       outnumber the clean samples of their class: CIFAR-100's 5%, 83% of the target class);
+//       the smaller one when the opposite holds by as much (poisons a minority). Where neither
+//       holds (components of about one size, as with 10% poisons drawn from all classes) and the
+//       logits are given, the suspect is the component the model is more confident on (mean
+//       logit margin): a trigger is the poisoned model's shortcut. Otherwise the smaller one;
 //    d. two class statistics: the log-likelihood gain per sample of the mixture over one Gaussian
 //       (same shrinkage), and the separation of the components along the line through their
 //       means, D = |m1 - m0| sqrt(2 / (v0 + v1)) (Ashman's D; the split of one Gaussian gives
 //       about 2, two clusters much more).
-// 3. Evidence of class c: E_c = z(gain_c) + z(D_c), each a robust z-score across the classes
-//    (median and 1.4826 MAD; 0 when the MAD is 0). A class is flagged when E_c > kFlag.
+// 3. Evidence of class c: E_c = z(gain_c) + z(D_c) + max(0, z(n_c)), each a robust z-score
+//    across the classes (median and 1.4826 MAD; 0 when the MAD is 0). The last term is the
+//    class's over-population: poisons relabelled to a target add to its size, so a class larger
+//    than the others is evidence too (never a smaller one; none at all when the sizes are equal).
+//    A class is flagged when E_c > kFlag.
 // 4. Scores. A flagged class: 1 + E_c + p_i, p_i the posterior of the suspect component, so
 //    flagged classes outrank all others, the most evident first, and inside one the suspect
 //    component goes first. Any other sample: its rank by whitened distance to its class mean
@@ -45,6 +50,9 @@ namespace {
 
 constexpr int64_t kDims = 10, kRestarts = 4, kKMeansIterations = 100, kEmIterations = 30, kMinClass = 2 * kDims + 2;
 constexpr double kShrink = 0.05, kFlag = 8.0;
+// Sizes decide the suspect component only when the two choices leave classes differing by more
+// than this fraction of a typical class (and 3 robust sigmas of the class sizes).
+constexpr double kSizeMargin = 0.1;
 
 // A Gaussian with shrunk covariance, fitted to the rows of x weighted by w; log-density per row.
 struct Gaussian {
@@ -113,6 +121,7 @@ double log_add(double a, double b) {
 struct ClassSplit {
   std::vector<double> posterior;  // of the suspect component, per sample of the class (the smaller one until oriented)
   double gain = 0, separation = 0;
+  bool sized = false;  // the class's over-population decided which component is the suspect
 };
 
 // Steps 2b-2d on the projected class p (n, k).
@@ -199,20 +208,30 @@ class Untangle final : public Defense {
       gain[c] = splits_[c].gain, separation[c] = splits_[c].separation;
     }
     orient_by_population();
-    const std::vector<double> zg = robust_z(gain), zs = robust_z(separation);
+    std::vector<double> sizes(c_count, NAN);
+    for (size_t c = 0; c < c_count; ++c)
+      if (!std::isnan(gain[c])) sizes[c] = double(classes_[c].size());
+    const std::vector<double> zg = robust_z(gain), zs = robust_z(separation), zn = robust_z(sizes);
     evidence_.assign(c_count, NAN);
     for (size_t c = 0; c < c_count; ++c)
-      if (!std::isnan(zg[c])) evidence_[c] = zg[c] + zs[c];
+      if (!std::isnan(zg[c])) evidence_[c] = zg[c] + zs[c] + std::max(0.0, zn[c]);
   }
 
-  std::vector<double> score(const Tensor& features, const Tensor& /*logits*/) override {
+  std::vector<double> score(const Tensor& features, const Tensor& logits) override {
     check_score(name(), !evidence_.empty(), features, n_, dim_);
+    const bool with_logits = logits.defined();
+    if (with_logits)
+      SIEVE_CHECK(logits.ndim() == 2 && logits.dim(0) == n_, name(), ": logits must be (", n_, ", C), got ",
+                  shape_str(logits.shape()));
+    const HostMatrix lh = with_logits ? to_host(logits) : HostMatrix{};
     std::vector<double> scores(static_cast<size_t>(n_), 0.0);
     for (size_t c = 0; c < classes_.size(); ++c) {
       const std::vector<int64_t>& idx = classes_[c];
       const auto nc = static_cast<int64_t>(idx.size());
       if (flagged(c)) {
-        for (int64_t i = 0; i < nc; ++i) scores[idx[i]] = 1.0 + evidence_[c] + splits_[c].posterior[i];
+        const std::vector<double> p =
+            with_logits && !splits_[c].sized ? oriented_by_confidence(c, lh) : splits_[c].posterior;
+        for (int64_t i = 0; i < nc; ++i) scores[idx[i]] = 1.0 + evidence_[c] + p[i];
         continue;
       }
       std::vector<int64_t> order(static_cast<size_t>(nc));
@@ -242,9 +261,34 @@ class Untangle final : public Defense {
       const double m = median(others), s = 1.4826 * median_absolute_deviation(others);
       const double small = std::accumulate(p.begin(), p.end(), 0.0), large = double(p.size()) - small;
       const double keep_large = std::abs(large - m), keep_small = std::abs(small - m);  // clean part left
-      if (keep_large - keep_small > 3 * s)
+      const double clear = std::max(3 * s, kSizeMargin * m);
+      splits_[c].sized = std::abs(keep_large - keep_small) > clear;
+      if (keep_large - keep_small > clear)
         for (double& v : p) v = 1 - v;
     }
+  }
+
+  // Step 2c's second witness, where the sizes do not tell (the components about as large): the
+  // poisoned model is far more confident on the poisons, whose trigger is its shortcut, than on
+  // the clean samples of their class, so the suspect component is the one with the larger mean
+  // logit margin (top logit minus the runner-up).
+  std::vector<double> oriented_by_confidence(size_t c, const HostMatrix& logits) const {
+    std::vector<double> p = splits_[c].posterior;
+    const std::vector<int64_t>& idx = classes_[c];
+    double sum[2] = {0, 0}, weight[2] = {0, 0};
+    for (size_t i = 0; i < idx.size(); ++i) {
+      const double* l = logits.row(idx[i]);
+      double top = -INFINITY, second = -INFINITY;
+      for (int64_t k = 0; k < logits.cols; ++k)
+        if (l[k] > top) second = top, top = l[k];
+        else if (l[k] > second) second = l[k];
+      const double margin = top - second;
+      sum[1] += p[i] * margin, weight[1] += p[i];
+      sum[0] += (1 - p[i]) * margin, weight[0] += 1 - p[i];
+    }
+    if (weight[0] > 0 && weight[1] > 0 && sum[0] / weight[0] > sum[1] / weight[1])
+      for (double& v : p) v = 1 - v;
+    return p;
   }
 
   std::vector<std::vector<int64_t>> classes_;

@@ -187,6 +187,19 @@ TEST_CASE("defenses: untangle when the poisons outnumber the clean samples of th
   }
 }
 
+TEST_CASE("defenses: untangle when poisons and clean samples of their class are as many: the model's confidence decides") {
+  // Class 0: 333 clean samples and 334 poisons, the other classes 333 each: the sizes cannot tell
+  // the components apart. The logits can: the poisoned model is sure of its poisons (margin 6
+  // against 2). Without them untangle falls back on the smaller component, a coin toss here.
+  const Synthetic s = make_synthetic(true, 11, 6.0, false, 0.167);
+  REQUIRE(std::count(s.is_poison.begin(), s.is_poison.end(), 1) == 334);
+  auto d = make_defense("untangle");
+  d->fit(s.features, s.labels, kClasses, kPoisonFraction);
+  const DetectionMetrics m = detection_metrics(d->score(s.features, confident_logits(s)), s.is_poison, 334);
+  CHECK_MESSAGE(m.recall >= 0.97, "recall " << m.recall);
+  CHECK_THROWS_AS(d->score(s.features, Tensor::zeros({3, kClasses})), Error);
+}
+
 TEST_CASE("defenses: untangle on clean features flags no class and spreads the budget evenly") {
   for (uint64_t seed : {3, 6, 7}) {
     const Synthetic s = make_synthetic(false, seed);
