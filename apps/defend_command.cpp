@@ -7,6 +7,7 @@
 namespace sieve {
 
 namespace fs = std::filesystem;
+
 namespace {
 
 bool given(const CLI::App* app, const char* flag) { return app && app->count(flag) > 0; }
