@@ -6,18 +6,13 @@
 #   PREFIX/bin/sieve                    the command line
 # find_package(sieve) gives sieve::sieve, the shared library: its CUDA, BLAS, oneDNN and image
 # libraries are private, a program links sieve::sieve alone. The static per-layer targets
-# sieve::engine, sieve::datasets, ..., sieve::selection carry their link dependencies along (a
+# sieve::engine, sieve::datasets, ..., sieve::studies carry their link dependencies along (a
 # static library cannot hide them). Link one or the other, not both. Either way the
 # SIEVE_WITH_CUDA value the package was built with reaches the program's compile line.
 include(CMakePackageConfigHelpers)
 
 set(SIEVE_LAYERS sieve_engine sieve_datasets sieve_layers sieve_models sieve_training sieve_attacks
     sieve_defense sieve_selection sieve_studies)
-if(SIEVE_WITH_CUDA)
-  set(SIEVE_WITH_CUDA_VALUE 1)
-else()
-  set(SIEVE_WITH_CUDA_VALUE 0)
-endif()
 
 add_library(sieve_shared SHARED ${PROJECT_SOURCE_DIR}/cmake/library.cpp)
 # Every object of every layer (the defense and model registries included), then the layers again as
@@ -30,7 +25,7 @@ endforeach()
 target_link_libraries(sieve_shared PRIVATE -Wl,--whole-archive ${SIEVE_LAYER_FILES} -Wl,--no-whole-archive
                       sieve_studies)
 target_compile_definitions(sieve_shared PRIVATE SIEVE_VERSION="${PROJECT_VERSION}"
-                           INTERFACE SIEVE_WITH_CUDA=${SIEVE_WITH_CUDA_VALUE})
+                           INTERFACE SIEVE_WITH_CUDA=$<BOOL:${SIEVE_WITH_CUDA}>)  # as sieve_engine
 target_include_directories(sieve_shared INTERFACE $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
                                                   $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/sieve>)
 target_link_libraries(sieve_shared INTERFACE nlohmann_json::nlohmann_json)  # the headers use it

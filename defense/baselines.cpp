@@ -54,9 +54,7 @@ class ConfidenceFilter final : public Defense {
   std::vector<double> score(const Tensor& features, const Tensor& logits) override {
     const int64_t n = static_cast<int64_t>(labels_.size());
     check_score(name(), num_classes_ > 0, features, n, dim_);
-    SIEVE_CHECK(logits.defined() && logits.ndim() == 2 && logits.dim(0) == n && logits.dim(1) == num_classes_,
-                name(), ": logits ", logits.defined() ? shape_str(logits.shape()) : "(undefined)", " must be ",
-                shape_str({n, num_classes_}));
+    check_logits(name(), logits, n, num_classes_);
     const HostMatrix l = to_host(logits);
     std::vector<double> confidence(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) {

@@ -31,6 +31,12 @@ void check_score(const std::string& name, bool fitted, const Tensor& features, i
               " must be ", shape_str({n, d}), ", the samples given to fit()");
 }
 
+void check_logits(const std::string& name, const Tensor& logits, int64_t n, int64_t num_classes) {
+  SIEVE_CHECK(logits.defined() && logits.ndim() == 2 && logits.dim(0) == n && logits.dim(1) == num_classes, name,
+              ": logits ", logits.defined() ? shape_str(logits.shape()) : "(undefined)", " must be ",
+              shape_str({n, num_classes}));
+}
+
 std::vector<std::vector<int64_t>> indices_by_class(const std::vector<int64_t>& labels, int64_t num_classes) {
   std::vector<std::vector<int64_t>> idx(static_cast<size_t>(num_classes));
   for (size_t i = 0; i < labels.size(); ++i) idx[labels[i]].push_back(static_cast<int64_t>(i));

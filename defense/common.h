@@ -18,6 +18,8 @@ void check_fit(const std::string& name, const Tensor& features, const std::vecto
                int64_t num_classes, double poison_fraction);
 // score() scores the samples fit() saw: features (n, d) like the fitted ones.
 void check_score(const std::string& name, bool fitted, const Tensor& features, int64_t n, int64_t d);
+// score()'s logits must be (n, num_classes).
+void check_logits(const std::string& name, const Tensor& logits, int64_t n, int64_t num_classes);
 
 // Sample indices of each class, ascending.
 std::vector<std::vector<int64_t>> indices_by_class(const std::vector<int64_t>& labels, int64_t num_classes);

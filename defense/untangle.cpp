@@ -220,9 +220,7 @@ class Untangle final : public Defense {
   std::vector<double> score(const Tensor& features, const Tensor& logits) override {
     check_score(name(), !evidence_.empty(), features, n_, dim_);
     const bool with_logits = logits.defined();
-    if (with_logits)
-      SIEVE_CHECK(logits.ndim() == 2 && logits.dim(0) == n_, name(), ": logits must be (", n_, ", C), got ",
-                  shape_str(logits.shape()));
+    if (with_logits) check_logits(name(), logits, n_, static_cast<int64_t>(classes_.size()));
     const HostMatrix lh = with_logits ? to_host(logits) : HostMatrix{};
     std::vector<double> scores(static_cast<size_t>(n_), 0.0);
     for (size_t c = 0; c < classes_.size(); ++c) {
