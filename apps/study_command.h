@@ -32,7 +32,7 @@ struct StudyOptions {
   int64_t craig_epochs = 0;  // CRAIG pre-training: 10 | 2
   int64_t imp_epochs = 0;    // each IMP round: 10 | 1
   bool selection_only = false;  // selections and poison retention only, no training
-  std::string device = "auto", precision = "fp32", out = "results/study";
+  std::string device = "auto", precision = "fp32", out = "results/study", cuda_graph = "on";
   std::vector<std::string> merge;  // out folders whose cells make one report in --out
   // The published aggregate (CSV); default ../shared/reference/coreset_study_backdoor_aggregated_results.csv
   std::string reference;

@@ -12,7 +12,7 @@ struct TrainOptions {
   std::string model = "resnet20";
   std::string dataset = "synthetic";
   std::string data;  // dataset folder (not needed for synthetic)
-  std::string device = "auto";
+  std::string device = "auto", cuda_graph = "on";
   std::string precision = "fp32";
   std::string out = "results/train";
   std::string preset;  // "" or "quick"

@@ -22,4 +22,11 @@ struct AugmentParams {
 // Returns (B, C, H, W) f32 on that device.
 Tensor assemble_batch(const Tensor& images, const Tensor& indices, const AugmentParams& params);
 
+// The CUDA training step's variant, which never waits for the GPU: the indices were checked on
+// the host before they went up (the trainer checks its epoch order once per epoch), and the
+// Philox counter of the batch's first image is read from device memory (counter: (1,) i64 on
+// the GPU; params.counter is unused), so a step replayed from a CUDA graph draws new crops.
+Tensor assemble_staged_batch(const Tensor& images, const Tensor& indices, const Tensor& counter,
+                             const AugmentParams& params);
+
 }  // namespace sieve

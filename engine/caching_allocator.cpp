@@ -16,13 +16,14 @@ void* CachingAllocator::alloc(size_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   void* p = nullptr;
   size_t real = size;
-  auto it = free_blocks_.lower_bound(size);
-  if (it != free_blocks_.end() && it->first <= 2 * size) {
+  std::multimap<size_t, void*>& cache = active_pool_ ? pools_.at(active_pool_).free_blocks : free_blocks_;
+  auto it = cache.lower_bound(size);
+  if (it != cache.end() && it->first <= 2 * size) {
     // A cached block of the same size or a larger one of at most twice the size.
     p = it->second;
     real = it->first;
     stats_.cached -= real;
-    free_blocks_.erase(it);
+    cache.erase(it);
   } else {
     p = backing_->allocate(size);
     if (!p) {
@@ -35,6 +36,10 @@ void* CachingAllocator::alloc(size_t bytes) {
            report, "; sieve holds ", stats_.in_use >> 20, " MiB in use");
     }
     stats_.driver_allocs++;
+    if (active_pool_) {
+      pool_of_[p] = active_pool_;
+      pools_.at(active_pool_).bytes += real;
+    }
   }
   live_sizes_[p] = real;
   stats_.in_use += real;
@@ -50,7 +55,18 @@ void CachingAllocator::free(void* block, size_t bytes) {
   const size_t real = it->second;
   SIEVE_CHECK(round(bytes) <= real, "caching allocator: freeing ", bytes, " bytes from a block of ", real);
   live_sizes_.erase(it);
-  free_blocks_.emplace(real, block);
+  const auto owner = pool_of_.find(block);
+  if (owner != pool_of_.end() && !pools_.at(owner->second).released) {
+    pools_.at(owner->second).free_blocks.emplace(real, block);
+  } else {
+    if (owner != pool_of_.end()) {  // born in a pool released since
+      Pool& pool = pools_.at(owner->second);
+      pool.bytes -= real;
+      if (pool.bytes == 0) pools_.erase(owner->second);
+      pool_of_.erase(owner);
+    }
+    free_blocks_.emplace(real, block);
+  }
   stats_.in_use -= real;
   stats_.cached += real;
 }
@@ -70,12 +86,49 @@ void CachingAllocator::set_poison(bool on) {
   poison_ = on;
 }
 
+int CachingAllocator::begin_pool() {
+  std::lock_guard<std::mutex> lock(mu_);
+  SIEVE_CHECK(active_pool_ == 0, "caching allocator: a private pool is already active");
+  active_pool_ = next_pool_++;
+  pools_[active_pool_];
+  return active_pool_;
+}
+
+void CachingAllocator::end_pool() {
+  std::lock_guard<std::mutex> lock(mu_);
+  active_pool_ = 0;
+}
+
+void CachingAllocator::release_pool(int pool) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = pools_.find(pool);
+  SIEVE_CHECK(it != pools_.end() && !it->second.released, "caching allocator: no private pool ", pool);
+  SIEVE_CHECK(active_pool_ != pool, "caching allocator: releasing the active pool ", pool);
+  Pool& p = it->second;
+  for (auto& [size, block] : p.free_blocks) {
+    free_blocks_.emplace(size, block);
+    pool_of_.erase(block);
+    p.bytes -= size;
+  }
+  p.free_blocks.clear();
+  p.released = true;
+  if (p.bytes == 0) pools_.erase(it);
+}
+
+size_t CachingAllocator::pool_bytes(int pool) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = pools_.find(pool);
+  return it == pools_.end() ? 0 : it->second.bytes;
+}
+
 void CachingAllocator::release_cached_locked() {
   if (free_blocks_.empty()) return;
   backing_->synchronize();
-  for (auto& [size, p] : free_blocks_) backing_->release(p);
+  for (auto& [size, p] : free_blocks_) {
+    backing_->release(p);
+    stats_.cached -= size;
+  }
   free_blocks_.clear();
-  stats_.cached = 0;
 }
 
 }  // namespace sieve

@@ -4,6 +4,13 @@
 // Small blocks round to 512 B, large ones to 2 MiB; a freed block waits in a free list filed
 // under its real size and is handed out again for requests of up to its size and at least half
 // of it. Single stream, so reuse needs no events.
+//
+// Private pools serve CUDA graph capture: while a pool is active, blocks come only from that
+// pool's own free list or the backing, never from the shared cache, and every block born in the
+// pool returns to it when freed, whenever that happens. A captured graph's kernels keep the
+// addresses they were captured with, so no tensor outside the graph may ever be handed one of
+// them while the graph lives; release_pool gives the pool's blocks back to the shared cache
+// once the graph is gone.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -43,13 +50,30 @@ class CachingAllocator {
   // so an element a kernel forgot to write shows up as NaN in any comparison.
   void set_poison(bool on);
 
+  // Routes every alloc() to a new private pool until end_pool(); returns the pool's id (> 0).
+  int begin_pool();
+  void end_pool();
+  // Moves a pool's free blocks to the shared cache. Its blocks still in use stay filed under
+  // the pool and go to the shared cache when they are freed.
+  void release_pool(int pool);
+  size_t pool_bytes(int pool);  // the real size of every block the pool owns, free or in use
+
  private:
+  struct Pool {
+    std::multimap<size_t, void*> free_blocks;
+    size_t bytes = 0;
+    bool released = false;
+  };
   void release_cached_locked();
 
   std::unique_ptr<BlockBacking> backing_;
   std::mutex mu_;
   std::multimap<size_t, void*> free_blocks_;      // real size -> cached block
   std::unordered_map<void*, size_t> live_sizes_;  // block handed out -> its real size
+  std::unordered_map<void*, int> pool_of_;         // block born in a private pool -> the pool
+  std::map<int, Pool> pools_;
+  int active_pool_ = 0;  // 0: the shared cache
+  int next_pool_ = 1;
   CudaAllocatorStats stats_;
   bool poison_ = false;
 };

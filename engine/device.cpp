@@ -11,7 +11,12 @@ namespace sieve {
 namespace {
 Precision g_precision = Precision::fp32;
 bool g_cpu_fast_path = true;
+thread_local bool g_host_sync_free = false;
 }
+
+HostSyncFreeScope::HostSyncFreeScope() : previous_(g_host_sync_free) { g_host_sync_free = true; }
+HostSyncFreeScope::~HostSyncFreeScope() { g_host_sync_free = previous_; }
+bool host_sync_free() { return g_host_sync_free; }
 
 Device parse_device(const std::string& name) {
   if (name == "cpu") return Device::cpu;
@@ -60,6 +65,18 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
               "sieve was built without CUDA: cannot copy to or from the GPU");
   if (bytes > 0) std::memcpy(dst, src, bytes);  // an empty tensor's pointer may be null
 }
+
+struct CudaGraph::Impl {};
+CudaGraph::CudaGraph() = default;
+CudaGraph::~CudaGraph() = default;
+void CudaGraph::begin_capture() { fail("sieve was built without CUDA: no CUDA graphs"); }
+void CudaGraph::end_capture() { fail("sieve was built without CUDA: no CUDA graphs"); }
+void CudaGraph::replay() { fail("sieve was built without CUDA: no CUDA graphs"); }
+bool CudaGraph::ready() const { return false; }
+void CudaGraph::reset() {}
+
+ProfileRange::ProfileRange(const char*) {}
+ProfileRange::~ProfileRange() = default;
 #endif
 
 }  // namespace sieve

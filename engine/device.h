@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "engine/dtype.h"
@@ -43,6 +44,54 @@ void cuda_set_alloc_poison(bool on);
 // Copies between any two devices; synchronous with respect to the host.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
 void cuda_synchronize();
+
+// Marks code that must not wait for the GPU: the CUDA training step, eager or captured. Inside,
+// a copy between the host and the GPU fails loudly (it would stall the step, and inside a graph
+// capture it is not allowed), and ops skip their host-side checks of device results (the
+// trainer checks labels and indices on the host before they go up, once per epoch).
+class HostSyncFreeScope {
+ public:
+  HostSyncFreeScope();
+  ~HostSyncFreeScope();
+  HostSyncFreeScope(const HostSyncFreeScope&) = delete;
+  HostSyncFreeScope& operator=(const HostSyncFreeScope&) = delete;
+
+ private:
+  bool previous_;
+};
+bool host_sync_free();
+
+// A CUDA graph of the work queued on sieve's stream between begin_capture and end_capture, then
+// replayed with one launch. Every block allocated during the capture comes from a private pool of
+// the caching allocator that stays reserved while the graph lives (its kernels keep those
+// addresses). The captured work must neither synchronise nor read per-step values from the host:
+// they live in device memory the graph reads (see training/trainer.cpp).
+class CudaGraph {
+ public:
+  CudaGraph();
+  ~CudaGraph();
+  CudaGraph(const CudaGraph&) = delete;
+  CudaGraph& operator=(const CudaGraph&) = delete;
+
+  void begin_capture();
+  void end_capture();  // instantiates the graph
+  void replay();
+  bool ready() const;  // captured and instantiated
+  void reset();        // destroys the graph and gives its pool back
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A named range on the profiler's timeline (NVTX; nsys and ncu show it); nothing on the CPU.
+class ProfileRange {
+ public:
+  explicit ProfileRange(const char* name);
+  ~ProfileRange();
+  ProfileRange(const ProfileRange&) = delete;
+  ProfileRange& operator=(const ProfileRange&) = delete;
+};
 
 // Matrix precision: fp32 (exact FMA, the parity default), tf32 (GPU tensor cores for conv/linear,
 // PyTorch's conv default; fp32 on the CPU), bf16 (convolutions compute on bf16 copies of their

@@ -69,7 +69,8 @@ void Sgd::step() {
                             static_cast<float>(options_.weight_decay), options_.nesterov, steps_ == 0};
     SIEVE_IF_CUDA(cuda::sgd_step(values_.data<float>(), grads_.data<float>(),
                                  momentum_buffer_.defined() ? momentum_buffer_.data<float>() : nullptr,
-                                 mask_.defined() ? mask_.data<float>() : nullptr, lr_on_device_.data<float>(), n, k));
+                                 mask_.defined() ? mask_.data<float>() : nullptr, lr_on_device_.data<float>(),
+                                 halt_.defined() ? halt_.data<int64_t>() : nullptr, n, k));
   } else {
     dispatch_float("sgd", values_.dtype(), [&](auto tag) {
       using T = decltype(tag);
@@ -88,6 +89,14 @@ void Sgd::step() {
 }
 
 void Sgd::zero_grad() { grads_.zero_(); }
+
+void Sgd::set_halt_flag(Tensor flag) {
+  if (flag.defined()) {
+    SIEVE_CHECK(values_.is_cuda() && flag.is_cuda() && flag.dtype() == DType::i64 && flag.numel() == 1,
+                "sgd: the halt flag is one i64 on the GPU, beside CUDA parameters");
+  }
+  halt_ = std::move(flag);
+}
 
 void Sgd::set_lr(double lr) {
   SIEVE_CHECK(lr >= 0.0, "sgd: lr must be >= 0, got ", lr);

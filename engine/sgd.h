@@ -35,6 +35,14 @@ class Sgd {
 
   // On CUDA the lr lives in device memory, so a step captured in a CUDA graph follows set_lr.
   void set_lr(double lr);
+  // CUDA: the (1,) f32 the kernel reads the lr from; the training step writes each step's value
+  // there on the device.
+  const Tensor& lr_on_device() const { return lr_on_device_; }
+  // CUDA: a (1,) i64 flag on the device; while it is non-zero, step() changes nothing (the
+  // training step raises it on a non-finite loss, before that step's update). Undefined: none.
+  void set_halt_flag(Tensor flag);
+  // A step replayed from a CUDA graph (the kernel ran without step() being called).
+  void count_replayed_step() { ++steps_; }
   double lr() const { return options_.lr; }
   const SgdOptions& options() const { return options_; }
 
@@ -46,6 +54,7 @@ class Sgd {
  private:
   Tensor values_, grads_, mask_, momentum_buffer_;
   Tensor lr_on_device_;  // (1,) f32, CUDA only
+  Tensor halt_;          // (1,) i64, CUDA only, optional
   SgdOptions options_;
   int64_t steps_ = 0;
 };

@@ -60,7 +60,18 @@ Tensor MaxPool2d::forward(const Tensor& x) { return max_pool2d(x, kernel_, strid
 Tensor AvgPool2d::forward(const Tensor& x) { return avg_pool2d(x, kernel_, stride_, padding_); }
 Tensor GlobalAvgPool::forward(const Tensor& x) { return global_avg_pool(x); }
 Tensor Flatten::forward(const Tensor& x) { return flatten(x); }
-Tensor Dropout::forward(const Tensor& x) { return dropout(x, p_, training(), gen_); }
+Tensor Dropout::forward(const Tensor& x) {
+  if (!x.is_cuda()) return dropout(x, p_, training(), gen_);
+  if (training() && p_ > 0 && !device_offset_.defined())
+    device_offset_ = Tensor::full({1}, static_cast<double>(gen_.offset()), DType::i64, Device::cuda);
+  return dropout(x, p_, training(), gen_, device_offset_);
+}
+
+void Dropout::set_offset(uint64_t offset) {
+  gen_.set_offset(offset);
+  // Exact in a double up to 2^53: epoch e starts at e * 2^40, so for 8192 epochs.
+  if (device_offset_.defined()) device_offset_.fill_(static_cast<double>(offset));
+}
 
 Tensor Sequential::forward(const Tensor& x, size_t begin, size_t end) {
   SIEVE_CHECK(begin <= end && end <= layers_.size(), "Sequential: layers [", begin, ", ", end,

@@ -110,10 +110,15 @@ class Dropout : public Layer {
   Tensor forward(const Tensor& x) override;
   Generator& generator() { return gen_; }
   void set_p(double p) { p_ = p; }
+  // Sets the Philox counter of the next mask, on the host and (once it exists) on the GPU.
+  void set_offset(uint64_t offset);
 
  private:
   double p_;
   Generator gen_;
+  // On the GPU the counter also lives in device memory (created at the first training forward,
+  // outside any graph capture): a step replayed from a CUDA graph reads and advances it there.
+  Tensor device_offset_;
 };
 
 // Children named "0", "1", ... as nn.Sequential; a child may be registered under another name.

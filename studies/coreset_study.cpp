@@ -162,13 +162,14 @@ Replicate make_replicate(const Study& s, int64_t idx, uint64_t seed, Device devi
 }
 
 // The study's recipe: SGD 0.1 / 0.9 / 5e-4, cosine over the run down to 1e-5, augmentation.
-TrainConfig recipe(int64_t epochs, int64_t batch_size, uint64_t seed, const fs::path& checkpoint) {
+TrainConfig recipe(const Study& s, int64_t epochs, int64_t batch_size, uint64_t seed, const fs::path& checkpoint) {
   TrainConfig tc;
   tc.epochs = epochs, tc.batch_size = batch_size, tc.seed = seed;
   tc.lr = 0.1, tc.momentum = 0.9, tc.weight_decay = 5e-4;
   tc.schedule = "cosine", tc.t_max = epochs, tc.eta_min = 1e-5;
   tc.augment = true;
   tc.checkpoint = checkpoint.string();
+  tc.cuda_graph = s.o.cuda_graph;
   return tc;
 }
 
@@ -217,7 +218,7 @@ Selection make_selection(const Study& s, const std::string& method, Replicate& r
   // run, so there the schedule spans the normal run's epochs.
   const SelectionContext c{.make_model = [&s](uint64_t seed) { return s.model(seed); },
                            .train = rep.train,
-                           .base = recipe(s.o.epochs, 128, rep.seed, ""),
+                           .base = recipe(s, s.o.epochs, 128, rep.seed, ""),
                            .protocol = s.protocol,
                            .k = s.k,
                            .score_epochs = s.o.score_epochs,
@@ -272,7 +273,7 @@ json dense_stage(const Study& s, const Selection& sel, const Replicate& rep, con
   if (fs::exists(dd / "result.json")) return load_json(dd / "result.json");
   fs::create_directories(dd);
   auto model = s.model(rep.seed);
-  Trainer t(*model, rep.train, &s.test_set, recipe(s.o.epochs, 128, rep.seed, dd / "checkpoint.safetensors"));
+  Trainer t(*model, rep.train, &s.test_set, recipe(s, s.o.epochs, 128, rep.seed, dd / "checkpoint.safetensors"));
   use_selection(t, sel, rep.train.size());
   std::fprintf(stderr, "sieve study: %s: training %ld epochs on %zu images\n", cell.c_str(), long(s.o.epochs),
                sel.indices.size());
@@ -324,7 +325,7 @@ json imp_stage(const Study& s, const Selection& sel, const Replicate& rep, const
   const fs::path rewind_path = imp / "rewind.safetensors";
   if (!fs::exists(rewind_path)) {
     auto model = s.model(rep.seed);
-    TrainConfig tc = recipe(1, 256, rep.seed, rewind_path);
+    TrainConfig tc = recipe(s, 1, 256, rep.seed, rewind_path);
     tc.schedule = "constant";
     Trainer t(*model, rep.train, nullptr, tc);
     use_selection(t, sel, rep.train.size());
@@ -357,7 +358,7 @@ json imp_stage(const Study& s, const Selection& sel, const Replicate& rep, const
     } else {
       auto model = s.model(rep.seed);
       model->load_state_dict(rewind);
-      Trainer t(*model, rep.train, &s.test_set, recipe(s.o.imp_epochs, 256, rep.seed, rd / "checkpoint.safetensors"));
+      Trainer t(*model, rep.train, &s.test_set, recipe(s, s.o.imp_epochs, 256, rep.seed, rd / "checkpoint.safetensors"));
       use_selection(t, sel, rep.train.size());
       t.set_mask(mask);
       const SparsityReport sp = sparsity(t.parameters(), mask);

@@ -42,6 +42,7 @@ struct StudyConfig {
   int64_t imp_epochs = 1, imp_rounds = 1;
   bool selection_only = false;        // selections and poison retention only, no training
   Device device = Device::cpu;
+  bool cuda_graph = true;              // CUDA: replay the training step from a captured graph
   std::string out;                    // cells go to out/cells
   std::string preset = "custom", precision = "fp32";  // recorded in config.json (precision: set_precision)
 };

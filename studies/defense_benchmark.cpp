@@ -352,6 +352,7 @@ std::vector<DefenseRow> run_defense_benchmark(const DefenseBenchmarkConfig& o) {
   mc.num_classes = train.num_classes, mc.in_channels = train.channels, mc.seed = o.seed;
   TrainConfig tc;
   tc.epochs = o.epochs, tc.batch_size = o.batch_size, tc.lr = o.lr, tc.seed = o.seed, tc.augment = o.augment;
+  tc.cuda_graph = o.cuda_graph;
 
   // Stage 1: the victim, its clean accuracy and ASR, and the feature dump.
   const fs::path features_path = dir / "features.safetensors";

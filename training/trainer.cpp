@@ -10,10 +10,14 @@
 #include "datasets/augment.h"
 #include "engine/autograd.h"
 #include "engine/device.h"
+#include "engine/dispatch.h"
 #include "engine/ops/loss.h"
 #include "engine/parse.h"
 #include "engine/safetensors.h"
 #include "layers/layers.h"
+#if SIEVE_WITH_CUDA
+#include "training/step_cuda.h"
+#endif
 
 namespace sieve {
 
@@ -27,6 +31,19 @@ void shuffle(std::vector<int64_t>& items, uint64_t seed, int64_t epoch) {
 
 // Counter ranges of the Philox streams of one epoch: augmentation and dropout never reuse one.
 constexpr uint64_t kEpochStride = 1ull << 40;
+
+// CUDA: eager full-size steps before the step is captured as a graph (library handles, plans,
+// dropout's device counters and the allocator's cache exist by then, and SGD's first step,
+// decided on the host, is behind us), and how often the host reads the halt flag.
+constexpr int64_t kGraphWarmupSteps = 2;
+constexpr int64_t kHaltCheckSteps = 100;
+
+template <class T>
+void upload(const Tensor& dst, const std::vector<T>& src) {
+  SIEVE_CHECK(dst.numel() >= static_cast<int64_t>(src.size()), "trainer: upload of ", src.size(), " values into ",
+              dst.numel());
+  copy_bytes(dst.data<T>(), Device::cuda, src.data(), Device::cpu, src.size() * sizeof(T));
+}
 
 std::string fmt_duration(double s) {
   char buf[32];
@@ -62,6 +79,43 @@ std::unique_ptr<LrSchedule> make_schedule(const TrainConfig& cfg, int64_t steps_
   fail("--schedule: unknown schedule '", cfg.schedule, "' (known: constant, cosine, multistep, warmup_cosine)");
 }
 
+// The CUDA step's device state, at fixed addresses for as long as the training set and batch size
+// stay (a captured graph keeps its pointers): the epoch's order, labels and loss weights, uploaded
+// once per epoch, each step's learning rate, the epoch's first Philox counter, the step counter
+// the step advances itself, and the epoch's sums and halt flag, read by the host at its end.
+struct Trainer::GpuSteps {
+  struct Batch {
+    Tensor indices, labels, weights, counter;  // (b,) i64, (b,) i64, (b,) f32 or undefined, (1,) i64
+  };
+  int64_t n = 0, batch_size = 0;
+  Tensor order, labels, weights, lrs, counter_base, step, loss_sum, halted, bad_loss, correct;
+  Batch full, rest;  // a full batch's buffers, and those of the epoch's shorter last batch
+  CudaGraph graph;
+  int64_t eager_full_steps = 0;
+
+  GpuSteps(int64_t n_, int64_t bs, bool weighted) : n(n_), batch_size(bs) {
+    const Device d = Device::cuda;
+    order = Tensor::empty({n}, DType::i64, d);
+    labels = Tensor::empty({n}, DType::i64, d);
+    if (weighted) weights = Tensor::empty({n}, DType::f32, d);
+    lrs = Tensor::empty({(n + bs - 1) / bs}, DType::f32, d);
+    counter_base = Tensor::zeros({1}, DType::i64, d);
+    step = Tensor::zeros({1}, DType::i64, d);
+    loss_sum = Tensor::zeros({1}, DType::f64, d);
+    halted = Tensor::zeros({1}, DType::i64, d);
+    bad_loss = Tensor::zeros({1}, DType::f32, d);
+    correct = Tensor::zeros({1}, DType::i64, d);
+    auto batch = [&](int64_t b) {
+      return Batch{Tensor::empty({b}, DType::i64, d), Tensor::empty({b}, DType::i64, d),
+                   weighted ? Tensor::empty({b}, DType::f32, d) : Tensor(), Tensor::zeros({1}, DType::i64, d)};
+    };
+    full = batch(std::min(bs, n));
+    if (n % bs != 0 && n > bs) rest = batch(n % bs);
+  }
+};
+
+Trainer::~Trainer() = default;
+
 Trainer::Trainer(Model& model, const DeviceDataset& train, const DeviceDataset* test, TrainConfig cfg)
     : model_(model),
       train_(train),
@@ -85,44 +139,173 @@ void Trainer::set_subset(std::vector<int64_t> indices) {
   for (int64_t i : indices)
     SIEVE_CHECK(i >= 0 && i < train_.size(), "trainer: subset index ", i, " outside a dataset of ", train_.size());
   subset_ = std::move(indices);
+  gpu_.reset();
 }
 
 void Trainer::set_sample_weights(std::vector<float> weights) {
   SIEVE_CHECK(static_cast<int64_t>(weights.size()) == train_.size(), "trainer: ", weights.size(),
               " sample weights for ", train_.size(), " samples");
   weights_ = std::move(weights);
+  gpu_.reset();
 }
 
-void Trainer::set_mask(const Tensor& flat_mask) { sgd_.set_mask(flat_mask.to(device_)); }
+void Trainer::set_mask(const Tensor& flat_mask) {
+  gpu_.reset();  // a captured graph would keep the old mask's address
+  sgd_.set_mask(flat_mask.to(device_));
+}
+
+EpochStats Trainer::run_epoch(int64_t epoch) {
+  const int64_t n = static_cast<int64_t>(subset_.size());
+  const int64_t steps_per_epoch = (n + cfg_.batch_size - 1) / cfg_.batch_size;
+  return train_epoch(epoch, *make_schedule(cfg_, steps_per_epoch), steps_per_epoch);
+}
 
 EpochStats Trainer::train_epoch(int64_t epoch, const LrSchedule& schedule, int64_t steps_per_epoch) {
   const auto start = std::chrono::steady_clock::now();
   model_.train();
   model_.for_each_module([&](Module& m) {
-    if (auto* d = dynamic_cast<Dropout*>(&m)) d->generator().set_offset(static_cast<uint64_t>(epoch) * kEpochStride);
+    if (auto* d = dynamic_cast<Dropout*>(&m)) d->set_offset(static_cast<uint64_t>(epoch) * kEpochStride);
   });
   std::vector<int64_t> order = subset_;
   shuffle(order, cfg_.seed, epoch);
   const int64_t n = static_cast<int64_t>(order.size());
-  double loss_sum = 0;
-  Tensor correct = Tensor::zeros({1}, DType::i64, device_);
-  double lr = schedule.lr(cfg_.per_step ? epoch * steps_per_epoch : epoch);
-  for (int64_t b = 0, step = 0; b < n; b += cfg_.batch_size, ++step) {
-    if (cfg_.per_step) lr = schedule.lr(epoch * steps_per_epoch + step);
-    const int64_t bs = std::min(cfg_.batch_size, n - b);
-    const std::vector<int64_t> idx(order.begin() + b, order.begin() + b + bs);
-    const uint64_t aug_counter = static_cast<uint64_t>(epoch) * kEpochStride + static_cast<uint64_t>(b);
-    loss_sum += train_step(idx, aug_counter, lr, correct, epoch, step) * static_cast<double>(bs);
+  double loss_sum = 0, lr = 0;
+  int64_t correct_count = 0;
+  if (device_ == Device::cuda) {
+    train_epoch_gpu(epoch, order, schedule, steps_per_epoch, loss_sum, correct_count, lr);
+  } else {
+    Tensor correct = Tensor::zeros({1}, DType::i64, device_);
+    lr = schedule.lr(cfg_.per_step ? epoch * steps_per_epoch : epoch);
+    for (int64_t b = 0, step = 0; b < n; b += cfg_.batch_size, ++step) {
+      if (cfg_.per_step) lr = schedule.lr(epoch * steps_per_epoch + step);
+      const int64_t bs = std::min(cfg_.batch_size, n - b);
+      const std::vector<int64_t> idx(order.begin() + b, order.begin() + b + bs);
+      const uint64_t aug_counter = static_cast<uint64_t>(epoch) * kEpochStride + static_cast<uint64_t>(b);
+      loss_sum += train_step(idx, aug_counter, lr, correct, epoch, step) * static_cast<double>(bs);
+    }
+    correct_count = correct.to_vector<int64_t>()[0];
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EpochStats s;
   s.epoch = epoch + 1;
   s.lr = lr;
   s.train_loss = loss_sum / static_cast<double>(n);
-  s.train_acc = correct.item() / static_cast<double>(n);
+  s.train_acc = static_cast<double>(correct_count) / static_cast<double>(n);
   s.seconds = secs;
   s.images_per_s = static_cast<double>(n) / std::max(secs, 1e-9);
   return s;
+}
+
+// The CUDA epoch: the order, labels, loss weights and learning rates go up once; each step stages
+// its slice on the device, keeps its loss and correct count there and raises the halt flag on a
+// non-finite loss before its update (SGD then changes nothing until the host, which reads the
+// flag every kHaltCheckSteps steps and at the end, stops the run). Full-size steps replay one
+// captured CUDA graph after kGraphWarmupSteps eager ones, unless --cuda-graph off or a batch hook
+// needs every step's outputs on the host.
+void Trainer::train_epoch_gpu(int64_t epoch, const std::vector<int64_t>& order, const LrSchedule& schedule,
+                              int64_t steps_per_epoch, double& loss_sum, int64_t& correct, double& last_lr) {
+  const int64_t n = static_cast<int64_t>(order.size()), bs = cfg_.batch_size, steps = (n + bs - 1) / bs;
+  if (!gpu_ || gpu_->n != n || gpu_->batch_size != bs) {
+    gpu_.reset();
+    gpu_ = std::make_unique<GpuSteps>(n, bs, !weights_.empty());
+  }
+  GpuSteps& g = *gpu_;
+  std::vector<int64_t> labels(static_cast<size_t>(n));
+  std::vector<float> weights(weights_.empty() ? 0 : static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    // Checked here, on the host: the step itself never reads a result back to check it.
+    labels[i] = train_.labels[order[i]];
+    SIEVE_CHECK(labels[i] >= 0 && labels[i] < train_.num_classes, "trainer: sample ", order[i], " has label ",
+                labels[i], " outside 0..", train_.num_classes - 1);
+    if (!weights.empty()) weights[i] = weights_[order[i]];
+  }
+  std::vector<float> lrs(static_cast<size_t>(steps));
+  for (int64_t k = 0; k < steps; ++k)
+    lrs[k] = static_cast<float>(schedule.lr(cfg_.per_step ? epoch * steps_per_epoch + k : epoch));
+  upload(g.order, order);
+  upload(g.labels, labels);
+  if (!weights.empty()) upload(g.weights, weights);
+  upload(g.lrs, lrs);
+  g.counter_base.fill_(static_cast<double>(static_cast<uint64_t>(epoch) * kEpochStride));  // exact below 2^53
+  for (Tensor* t : {&g.step, &g.loss_sum, &g.halted, &g.bad_loss, &g.correct}) t->zero_();
+  sgd_.set_halt_flag(g.halted);
+
+  const bool graphs = cfg_.cuda_graph && !batch_hook_;
+  for (int64_t k = 0; k < steps; ++k) {
+    const int64_t count = std::min(bs, n - k * bs);
+    const bool full = count == bs;
+    if (full && graphs && g.graph.ready()) {
+      ProfileRange range("step (graph replay)");
+      g.graph.replay();
+      sgd_.count_replayed_step();
+    } else if (full && graphs && g.eager_full_steps >= kGraphWarmupSteps && sgd_.steps() > 0) {
+      g.graph.begin_capture();
+      try {
+        gpu_step(g, true, count);
+      } catch (...) {
+        g.graph.reset();
+        throw;
+      }
+      g.graph.end_capture();
+      g.graph.replay();  // the capture ran nothing: this is step k (step() already counted it)
+    } else {
+      const ModelOutput out = gpu_step(g, full, count);
+      if (full) ++g.eager_full_steps;
+      if (batch_hook_) batch_hook_(std::vector<int64_t>(order.begin() + k * bs, order.begin() + k * bs + count), out);
+    }
+    if ((k + 1) % kHaltCheckSteps == 0) check_halt(g, epoch);
+  }
+  check_halt(g, epoch);
+  loss_sum = g.loss_sum.to_vector<double>()[0];
+  correct = g.correct.to_vector<int64_t>()[0];
+  last_lr = lrs.back();
+  sgd_.set_lr(last_lr);  // the host's copy follows the device's
+}
+
+// One step of train_epoch_gpu, eager or under capture: nothing in it waits for the GPU (the scope
+// turns any copy to or from the host into an error) or takes a per-step value from the host.
+ModelOutput Trainer::gpu_step(GpuSteps& g, bool full, int64_t count) {
+  HostSyncFreeScope no_host_sync;
+  ProfileRange range("step");
+  const GpuSteps::Batch& b = full ? g.full : g.rest;
+  ModelOutput out;
+  Tensor x, loss;
+  {
+    ProfileRange r("assemble");
+    SIEVE_IF_CUDA(cuda::stage_step(g.step.data<int64_t>(), g.batch_size, count, g.order.data<int64_t>(),
+                                   g.labels.data<int64_t>(), g.weights.defined() ? g.weights.data<float>() : nullptr,
+                                   g.lrs.data<float>(), g.counter_base.data<int64_t>(), b.indices.data<int64_t>(),
+                                   b.labels.data<int64_t>(), b.weights.defined() ? b.weights.data<float>() : nullptr,
+                                   b.counter.data<int64_t>(), sgd_.lr_on_device().data<float>()));
+    x = assemble_staged_batch(train_.images, b.indices, b.counter,
+                              AugmentParams{cfg_.augment, 4, cfg_.seed, 0, train_.mean, train_.std});
+  }
+  {
+    ProfileRange r("forward");
+    out = model_.forward(x);
+    loss = cross_entropy(out.logits, b.labels, Reduction::mean, b.weights);
+    SIEVE_IF_CUDA(cuda::account_loss(loss.data<float>(), count, g.step.data<int64_t>(), g.loss_sum.data<double>(),
+                                     g.halted.data<int64_t>(), g.bad_loss.data<float>()));
+  }
+  {
+    ProfileRange r("backward");
+    sgd_.zero_grad();
+    autograd::backward(loss);
+  }
+  {
+    ProfileRange r("sgd");
+    sgd_.step();
+  }
+  autograd::NoGradGuard no_grad;
+  add_correct_count(out.logits, b.labels, g.correct);
+  return out;
+}
+
+void Trainer::check_halt(const GpuSteps& g, int64_t epoch) {
+  const int64_t halted = g.halted.to_vector<int64_t>()[0];
+  if (halted != 0)
+    fail("training diverged: loss is ", g.bad_loss.to_vector<float>()[0], " at epoch ", epoch + 1, ", batch ", halted,
+         " (lower --lr?)");
 }
 
 double Trainer::train_step(const std::vector<int64_t>& idx, uint64_t aug_counter, double lr, const Tensor& correct,
@@ -179,6 +362,7 @@ std::vector<EpochStats> Trainer::fit() {
       std::fprintf(stderr, "  %.0f img/s  %.1fs/epoch  ETA %s\n", s.images_per_s, s.seconds, fmt_duration(eta).c_str());
     }
   }
+  gpu_.reset();  // the step graph's pool and the epoch buffers go back to the allocator
   return history_;
 }
 

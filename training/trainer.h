@@ -1,7 +1,8 @@
 // The one training loop every command and study reuses: seeded shuffling, fused batch
 // assembly with augmentation, SGD over the flat parameter buffer, schedules per epoch or per
 // step, optional subsets, per-sample loss weights and pruning masks, evaluation each epoch,
-// per-sample hooks, atomic checkpoints each epoch and exact resume.
+// per-sample hooks, atomic checkpoints each epoch and exact resume. On CUDA the epoch's steps
+// never wait for the GPU and, after warm-up, replay one captured CUDA graph (see trainer.cpp).
 #pragma once
 #include <array>
 #include <functional>
@@ -43,6 +44,9 @@ struct TrainConfig {
   uint64_t seed = 0;      // shuffling, augmentation, dropout
   std::string checkpoint; // file written atomically after each epoch and resumed from; "" = none
   bool progress = true;   // one line per epoch on stderr
+  // CUDA: after two eager steps, capture the whole step (assembly, forward, backward, SGD) as one
+  // CUDA graph and replay it (--cuda-graph on|off). Off: the same sync-free step, run eagerly.
+  bool cuda_graph = true;
 };
 
 struct EpochStats {
@@ -79,6 +83,7 @@ std::unique_ptr<LrSchedule> make_schedule(const TrainConfig& cfg, int64_t steps_
 class Trainer {
  public:
   Trainer(Model& model, const DeviceDataset& train, const DeviceDataset* test, TrainConfig cfg);
+  ~Trainer();
 
   void set_subset(std::vector<int64_t> indices);          // train on these dataset indices only
   void set_sample_weights(std::vector<float> weights);    // loss weight per dataset index
@@ -90,13 +95,18 @@ class Trainer {
 
   // One optimiser step on these dataset indices at learning rate lr, with augmentation drawn at
   // counter aug_counter; adds the batch's correct predictions to `correct` (i64 (1,) on the
-  // device) and returns the mean loss. fit() is made of these; benchmarks time them.
+  // device) and returns the mean loss (on CUDA, waiting for it). fit()'s CPU epochs are made of
+  // these; its CUDA epochs of the sync-free step, which this one matches bit for bit.
   double train_step(const std::vector<int64_t>& idx, uint64_t aug_counter, double lr, const Tensor& correct,
                     int64_t epoch = 0, int64_t step = 0);
 
   // Trains cfg.epochs epochs (resuming from cfg.checkpoint when it exists) and returns the
   // history of every epoch, resumed ones included.
   std::vector<EpochStats> fit();
+  // One training epoch (shuffle, steps at the schedule's lr; no evaluation, no checkpoint), as
+  // fit() runs it; benchmarks time these. On CUDA a captured step graph lives until fit() ends
+  // or the training set, weights or mask change.
+  EpochStats run_epoch(int64_t epoch);
 
   EvalStats evaluate(const DeviceDataset& data, int64_t batch_size = 500);
   // The predicted class of every sample (eval mode, no augmentation), in index order.
@@ -118,7 +128,12 @@ class Trainer {
   const std::vector<EpochStats>& history() const { return history_; }
 
  private:
+  struct GpuSteps;
   EpochStats train_epoch(int64_t epoch, const LrSchedule& schedule, int64_t steps_per_epoch);
+  void train_epoch_gpu(int64_t epoch, const std::vector<int64_t>& order, const LrSchedule& schedule,
+                       int64_t steps_per_epoch, double& loss_sum, int64_t& correct, double& last_lr);
+  ModelOutput gpu_step(GpuSteps& g, bool full, int64_t count);
+  void check_halt(const GpuSteps& g, int64_t epoch);
   void save_checkpoint(int64_t epochs_done);
   int64_t load_checkpoint();  // epochs already done, 0 when there is no checkpoint
 
@@ -134,6 +149,7 @@ class Trainer {
   std::function<void(int64_t)> epoch_hook_;
   BatchHook batch_hook_;
   std::vector<EpochStats> history_;
+  std::unique_ptr<GpuSteps> gpu_;  // CUDA only
 };
 
 }  // namespace sieve

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <string>
 
+#include <nvtx3/nvToolsExt.h>
+
 #include "engine/caching_allocator.h"
 #include "engine/device.h"
 
@@ -40,7 +42,11 @@ class CudaBacking : public BlockBacking {
  public:
   void* allocate(size_t bytes) override {
     void* p = nullptr;
+    // Allowed while this thread captures a CUDA graph (the block joins the graph's private pool).
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    cudaThreadExchangeStreamCaptureMode(&mode);
     const cudaError_t err = cudaMalloc(&p, bytes);
+    cudaThreadExchangeStreamCaptureMode(&mode);
     if (err == cudaErrorMemoryAllocation) {
       cudaGetLastError();  // not sticky: clear it and let the allocator free its cache
       return nullptr;
@@ -123,6 +129,10 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
     std::memcpy(dst, src, bytes);
     return;
   }
+  SIEVE_CHECK(host_sync_free() == false || (dst_device == Device::cuda && src_device == Device::cuda),
+              "host synchronisation inside a sync-free GPU training step: a copy of ", bytes, " bytes ",
+              dst_device == Device::cpu ? "to the host" : "from the host",
+              " (everything a step reads or writes goes through device memory; see training/trainer.cpp)");
   const cudaMemcpyKind kind = dst_device == Device::cpu
                                   ? cudaMemcpyDeviceToHost
                                   : (src_device == Device::cpu ? cudaMemcpyHostToDevice
@@ -130,6 +140,81 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
   SIEVE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, cuda::stream()));
   if (kind != cudaMemcpyDeviceToDevice) SIEVE_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
 }
+
+struct CudaGraph::Impl {
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  int pool = 0;
+  bool capturing = false;
+};
+
+CudaGraph::CudaGraph() : impl_(std::make_unique<Impl>()) {}
+
+CudaGraph::~CudaGraph() {
+  try {
+    reset();
+  } catch (const std::exception&) {
+    // a device error at teardown is reported by the next CUDA call that checks
+  }
+}
+
+void CudaGraph::begin_capture() {
+  SIEVE_CHECK(!impl_->capturing && !ready(), "CUDA graph: already captured (reset it first)");
+  cuda::cublas(), cuda::cudnn();  // library handles and workspaces exist before the capture
+  impl_->pool = allocator().begin_pool();
+  const cudaError_t err = cudaStreamBeginCapture(cuda::stream(), cudaStreamCaptureModeThreadLocal);
+  if (err != cudaSuccess) {
+    allocator().end_pool();
+    allocator().release_pool(impl_->pool);
+    impl_->pool = 0;
+    fail("CUDA graph: cudaStreamBeginCapture: ", cudaGetErrorName(err), ": ", cudaGetErrorString(err));
+  }
+  impl_->capturing = true;
+}
+
+void CudaGraph::end_capture() {
+  SIEVE_CHECK(impl_->capturing, "CUDA graph: end_capture without begin_capture");
+  impl_->capturing = false;
+  allocator().end_pool();
+  const cudaError_t err = cudaStreamEndCapture(cuda::stream(), &impl_->graph);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    reset();
+    fail("CUDA graph capture of the training step failed: ", cudaGetErrorName(err), ": ", cudaGetErrorString(err),
+         " (an operation in the step cannot be captured; --cuda-graph off trains without graphs)");
+  }
+  SIEVE_CUDA_CHECK(cudaGraphInstantiate(&impl_->exec, impl_->graph, 0));
+}
+
+void CudaGraph::replay() {
+  SIEVE_CHECK(ready(), "CUDA graph: replay before a capture");
+  SIEVE_CUDA_CHECK(cudaGraphLaunch(impl_->exec, cuda::stream()));
+}
+
+bool CudaGraph::ready() const { return impl_->exec != nullptr; }
+
+void CudaGraph::reset() {
+  if (impl_->capturing) {  // a capture abandoned by an exception: the stream leaves capture mode
+    cudaGraph_t partial = nullptr;
+    cudaStreamEndCapture(cuda::stream(), &partial);
+    if (partial) cudaGraphDestroy(partial);
+    cudaGetLastError();
+    allocator().end_pool();
+    impl_->capturing = false;
+  }
+  if (impl_->exec) {
+    SIEVE_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));  // a replay may still use the pool
+    cudaGraphExecDestroy(impl_->exec);
+    impl_->exec = nullptr;
+  }
+  if (impl_->graph) cudaGraphDestroy(impl_->graph);
+  impl_->graph = nullptr;
+  if (impl_->pool) allocator().release_pool(impl_->pool);
+  impl_->pool = 0;
+}
+
+ProfileRange::ProfileRange(const char* name) { nvtxRangePushA(name); }
+ProfileRange::~ProfileRange() { nvtxRangePop(); }
 
 namespace cuda {
 
@@ -148,6 +233,11 @@ cublasHandle_t cublas() {
     cublasHandle_t handle = nullptr;
     SIEVE_CUBLAS_CHECK(cublasCreate(&handle));
     SIEVE_CUBLAS_CHECK(cublasSetStream(handle, stream()));
+    // A workspace of its own, so cuBLAS allocates nothing inside a captured CUDA graph.
+    constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+    void* workspace = nullptr;
+    SIEVE_CUDA_CHECK(cudaMalloc(&workspace, kWorkspaceBytes));
+    SIEVE_CUBLAS_CHECK(cublasSetWorkspace(handle, workspace, kWorkspaceBytes));
     return handle;
   }();
   return h;

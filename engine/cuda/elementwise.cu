@@ -38,14 +38,17 @@ __global__ void mul_kernel(const float* a, const float* b, float* y, int64_t n) 
 }
 
 __global__ void dropout_kernel(const float* x, float* y, float* mask, int64_t n, float p,
-                               uint64_t seed, uint64_t offset) {
+                               uint64_t seed, uint64_t host_offset, const int64_t* device_offset) {
   const float keep_scale = 1.0f / (1.0f - p);
+  const uint64_t offset = device_offset ? static_cast<uint64_t>(*device_offset) : host_offset;
   SIEVE_GRID_LOOP(i, n) {
     const float m = philox_uniform(seed, offset + i) >= p ? keep_scale : 0.0f;
     mask[i] = m;
     y[i] = x[i] * m;
   }
 }
+
+__global__ void advance_offset_kernel(int64_t* offset, int64_t n) { *offset += n; }
 
 }  // namespace
 
@@ -75,9 +78,13 @@ void mul(const float* a, const float* b, float* y, int64_t n) {
 }
 
 void dropout_forward(const float* x, float* y, float* mask, int64_t n, float p, uint64_t seed,
-                     uint64_t offset) {
-  dropout_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(x, y, mask, n, p, seed, offset);
+                     uint64_t offset, int64_t* device_offset) {
+  dropout_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(x, y, mask, n, p, seed, offset, device_offset);
   SIEVE_KERNEL_CHECK();
+  if (device_offset) {  // after every block has read it
+    advance_offset_kernel<<<1, 1, 0, stream()>>>(device_offset, n);
+    SIEVE_KERNEL_CHECK();
+  }
 }
 
 }  // namespace sieve::cuda

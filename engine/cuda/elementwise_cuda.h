@@ -12,7 +12,8 @@ void add(const float* a, const float* b, float* y, int64_t n);
 void scale(const float* x, float s, float* y, int64_t n);
 void mul(const float* a, const float* b, float* y, int64_t n);
 // mask[i] = (u_i >= p) / (1 - p) with u_i = philox_uniform(seed, offset + i); y = x * mask.
+// With device_offset (not null) the offset is *device_offset, which then advances by n.
 void dropout_forward(const float* x, float* y, float* mask, int64_t n, float p, uint64_t seed,
-                     uint64_t offset);
+                     uint64_t offset, int64_t* device_offset);
 
 }  // namespace sieve::cuda

@@ -8,7 +8,9 @@ namespace sieve::cuda {
 namespace {
 
 __global__ void sgd_step_kernel(float* values, const float* grads, float* momentum_buffer,
-                                const float* mask, const float* lr, int64_t n, SgdCoefficients k) {
+                                const float* mask, const float* lr, const int64_t* halt, int64_t n,
+                                SgdCoefficients k) {
+  if (halt && *halt != 0) return;
   const float rate = *lr;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -20,10 +22,10 @@ __global__ void sgd_step_kernel(float* values, const float* grads, float* moment
 }  // namespace
 
 void sgd_step(float* values, const float* grads, float* momentum_buffer, const float* mask,
-              const float* lr, int64_t n, const SgdCoefficients& k) {
+              const float* lr, const int64_t* halt, int64_t n, const SgdCoefficients& k) {
   if (n == 0) return;
   sgd_step_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(values, grads, momentum_buffer, mask,
-                                                            lr, n, k);
+                                                            lr, halt, n, k);
   SIEVE_KERNEL_CHECK();
 }
 

@@ -174,7 +174,7 @@ Tensor flatten(const Tensor& x) {
   return reshape(x, {x.dim(0), x.dim(0) == 0 ? 0 : x.numel() / x.dim(0)});
 }
 
-Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
+Tensor dropout(const Tensor& x, double p, bool training, Generator& gen, const Tensor& device_offset) {
   SIEVE_CHECK(p >= 0.0 && p < 1.0, "dropout: p must be in [0, 1), got ", p);
   if (!training || p == 0.0) return x;
   const int64_t n = x.numel();
@@ -184,8 +184,11 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
   const float pf = static_cast<float>(p);
   if (x.is_cuda()) {
     check_cuda_f32("dropout", x);
-    SIEVE_IF_CUDA(cuda::dropout_forward(x.data<float>(), y.data<float>(), mask.data<float>(), n, pf,
-                                        gen.seed(), offset));
+    if (device_offset.defined())
+      SIEVE_CHECK(device_offset.is_cuda() && device_offset.dtype() == DType::i64 && device_offset.numel() == 1,
+                  "dropout: the device offset is one i64 on the GPU");
+    SIEVE_IF_CUDA(cuda::dropout_forward(x.data<float>(), y.data<float>(), mask.data<float>(), n, pf, gen.seed(),
+                                        offset, device_offset.defined() ? device_offset.data<int64_t>() : nullptr));
   } else {
     dispatch_float("dropout", x.dtype(), [&](auto tag) {
       using T = decltype(tag);

@@ -16,7 +16,9 @@ Tensor flatten(const Tensor& x);           // (N, ...) -> (N, prod(...))
 
 // Inverted dropout: in training, zeroes each element with probability p (Philox draw
 // gen.seed() at counter gen.reserve(numel) + i, identical on CPU and GPU) and scales the
-// survivors by 1/(1-p); in eval mode returns x.
-Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
+// survivors by 1/(1-p); in eval mode returns x. On CUDA, device_offset (a (1,) i64 on the GPU,
+// optional) holds the counter instead: the kernel reads it and a second one advances it by
+// numel, so a step replayed from a CUDA graph draws new masks (gen's own offset advances too).
+Tensor dropout(const Tensor& x, double p, bool training, Generator& gen, const Tensor& device_offset = Tensor());
 
 }  // namespace sieve

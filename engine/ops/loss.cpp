@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "engine/autograd.h"
+#include "engine/device.h"
 #include "engine/dispatch.h"
 #include "engine/ops/argmax_order.h"
 #if SIEVE_WITH_CUDA
@@ -48,7 +49,8 @@ void cross_entropy_backward_cpu(const T* probs, const int64_t* labels, const T* 
 }
 
 #if SIEVE_WITH_CUDA
-// Runs the forward kernel, then (outside graph capture) reads back the first bad row, if any.
+// Runs the forward kernel, then (outside the sync-free training step and graph capture, whose
+// labels were checked on the host) reads back the first bad row, if any.
 void cross_entropy_forward_cuda(const Tensor& logits, const Tensor& labels, const Tensor& weights,
                                 const Tensor& probs, const Tensor& losses) {
   const int64_t n = logits.dim(0), c = logits.dim(1);
@@ -57,7 +59,7 @@ void cross_entropy_forward_cuda(const Tensor& logits, const Tensor& labels, cons
                               weights.defined() ? weights.data<float>() : nullptr,
                               probs.data<float>(), losses.data<float>(), bad_row.data<int64_t>(), n,
                               c);
-  if (cuda::stream_capturing()) return;
+  if (host_sync_free() || cuda::stream_capturing()) return;
   const int64_t bad = bad_row.to_vector<int64_t>()[0];
   if (bad < n) fail_bad_label(labels.slice(bad, {1}).to_vector<int64_t>()[0], bad, c);
 }

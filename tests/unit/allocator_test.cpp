@@ -154,6 +154,68 @@ TEST_CASE("caching allocator: the debug mode fills every block handed out with N
   CHECK(fake.fills == 2);
 }
 
+TEST_CASE("caching allocator: a private pool (CUDA graph capture) never shares blocks with the cache") {
+  auto owned = std::make_unique<FakeBacking>(size_t{1} << 30);
+  FakeBacking& fake = *owned;
+  CachingAllocator a(std::move(owned));
+  void* shared = a.alloc(4096);
+  a.free(shared, 4096);  // cached in the shared cache
+  const int pool = a.begin_pool();
+  CHECK(pool > 0);
+  // Inside the pool the shared cache's block is not handed out: a captured kernel would keep
+  // writing to it after the graph's capture, under whatever tensor owns it next.
+  void* in_pool = a.alloc(4096);
+  CHECK(in_pool != shared);
+  CHECK(fake.allocations == 2);
+  void* temp = a.alloc(2048);
+  a.free(temp, 2048);
+  void* reused = a.alloc(2048);  // blocks freed within the pool are reused within it
+  CHECK(reused == temp);
+  CHECK(fake.allocations == 3);
+  a.end_pool();
+  CHECK(a.pool_bytes(pool) == 4096 + 2048);
+  a.free(in_pool, 4096);
+  a.free(reused, 2048);
+  // After the capture the pool's free blocks stay the pool's: shared requests get other blocks.
+  void* after = a.alloc(4096);
+  CHECK(after == shared);
+  void* other = a.alloc(2048);
+  CHECK(other != reused);
+  CHECK(fake.allocations == 4);
+  CHECK(a.stats().in_use == 4096 + 2048);
+  CHECK(a.stats().cached == 4096 + 2048);
+  CHECK(a.stats().in_use + a.stats().cached == fake.used);
+  // The graph is gone: its blocks join the shared cache and are handed out again.
+  a.release_pool(pool);
+  CHECK(a.pool_bytes(pool) == 0);
+  CHECK(a.alloc(4096) == in_pool);
+  CHECK(a.stats().in_use + a.stats().cached == fake.used);
+  CHECK_THROWS_WITH_AS(a.release_pool(pool), doctest::Contains("no private pool"), Error);
+}
+
+TEST_CASE("caching allocator: a block still in use when its pool is released returns to the cache when freed") {
+  auto owned = std::make_unique<FakeBacking>(size_t{1} << 30);
+  FakeBacking& fake = *owned;
+  CachingAllocator a(std::move(owned));
+  const int pool = a.begin_pool();
+  CHECK_THROWS_WITH_AS(a.begin_pool(), doctest::Contains("already active"), Error);
+  void* held = a.alloc(1024);
+  a.end_pool();
+  a.release_pool(pool);
+  CHECK(a.pool_bytes(pool) == 1024);
+  a.free(held, 1024);
+  CHECK(a.pool_bytes(pool) == 0);
+  CHECK(a.alloc(1024) == held);  // now an ordinary cached block
+  CHECK(fake.allocations == 1);
+  // The shared cache's release leaves the books exact.
+  void* second = a.alloc(1024);
+  a.free(second, 1024);
+  a.empty_cache();
+  CHECK(a.stats().cached == 0);
+  CHECK(a.stats().in_use == 1024);
+  CHECK(a.stats().in_use + a.stats().cached == fake.used);
+}
+
 TEST_CASE("SIEVE_REQUIRE_GPU=1: --device auto fails instead of training on the CPU without a usable GPU") {
   if (cuda_available()) return;  // this machine has a GPU: auto picks it either way
   ::setenv("SIEVE_REQUIRE_GPU", "1", 1);
