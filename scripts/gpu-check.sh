@@ -10,15 +10,18 @@
 #      toolkit, or from a PyTorch install's site-packages/nvidia                 <= 190
 #   3. the GPU parity suite with SIEVE_REQUIRE_GPU=1 (a GPU that cannot run fails it) and
 #      NaN-poisoned allocations                                                  <= 60
-#   4. the same suite under compute-sanitizer memcheck, where it works           <= 50
-#      and two processes training the same run must write identical weights      <= 40
+#   4. the same suite under compute-sanitizer memcheck, where it works           <= 40
+#      two processes training the same run (CUDA graph on) must write identical weights, and a
+#      third with --cuda-graph off the same ones again                           <= 30
 #   5. sieve bench --compare --device cuda, the four models beside PyTorch       <= 90
-#   6. ResNet-20 on real CIFAR-10 (the JPEG copy, as an image folder) for as many epochs as
+#   6. sieve-kernel-study: the step's hand-written kernels against their CPU references,
+#      their variants and GB/s                                                   <= 20
+#   7. ResNet-20 on real CIFAR-10 (the JPEG copy, as an image folder) for as many epochs as
 #      fit                                                                       <= 80
 # The limits add up to 540 s: the whole check ends within 9 minutes. SIEVE_CHECK_TIME_SCALE=N
 # multiplies them, for a rehearsal on a small machine without a GPU.
-# OUTDIR gets 7 files (each far under 16 MiB): summary.md, build.log, gpu-suite.txt,
-# sanitizer.txt, bench.md, bench.json, train.txt.
+# OUTDIR gets 7 files (each far under 16 MiB): summary.md, build.log, gpu-suite.txt (with the
+# sanitizer's report), bench.md, bench.json, kernels.md, train.txt.
 set -u
 out="${1:?usage: scripts/gpu-check.sh OUTDIR}"
 cd "$(dirname "$0")/.."
@@ -79,7 +82,7 @@ configure_and_build() {
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
         -DSIEVE_DEPS_PREFIX="$prefix" -DCMAKE_PREFIX_PATH="$prefix/usr" \
         ${cudnn_root:+-DCUDNN_ROOT="$cudnn_root"} &&
-    ninja -C "$build" -j "$(nproc)" sieve sieve_gpu_tests
+    ninja -C "$build" -j "$(nproc)" sieve sieve_gpu_tests sieve-kernel-study
 }
 export -f configure_and_build
 step "build (cuDNN: ${cudnn_root:-CUDA toolkit})" 190 configure_and_build >"$out/build.log" 2>&1
@@ -91,23 +94,28 @@ SIEVE_REQUIRE_GPU=1 step "GPU parity suite" 60 "$suite" >"$out/gpu-suite.txt" 2>
 
 # 4. Under compute-sanitizer memcheck (out-of-bounds and misaligned accesses, leaks).
 if command -v compute-sanitizer >/dev/null; then
-  SIEVE_REQUIRE_GPU=1 step "GPU suite under compute-sanitizer memcheck" 50 \
-    compute-sanitizer --tool memcheck --error-exitcode 9 "$suite" >"$out/sanitizer.txt" 2>&1
+  echo "== the same suite under compute-sanitizer memcheck ==" >>"$out/gpu-suite.txt"
+  SIEVE_REQUIRE_GPU=1 step "GPU suite under compute-sanitizer memcheck" 40 \
+    compute-sanitizer --tool memcheck --error-exitcode 9 "$suite" >>"$out/gpu-suite.txt" 2>&1
 else
-  echo "compute-sanitizer not found" >"$out/sanitizer.txt"
   echo "| GPU suite under compute-sanitizer | not available | 0 |" >>"$summary"
 fi
 
 # 4b. Two processes, one result: cuDNN algorithms are chosen without timing, so two runs of the
-# same training on the same GPU must end with the same bytes.
+# same training on the same GPU must end with the same bytes; the step replayed from its CUDA
+# graph and the eager step (--cuda-graph off) too.
 same_twice() {
   for run in a b; do
     "$sieve" train --preset quick --device cuda --epochs 2 --out "$work/twice-$run" >/dev/null 2>&1 || return 1
   done
-  cmp "$work/twice-a/model.safetensors" "$work/twice-b/model.safetensors"
+  "$sieve" train --preset quick --device cuda --epochs 2 --cuda-graph off --out "$work/twice-eager" >/dev/null 2>&1 ||
+    return 1
+  cmp "$work/twice-a/model.safetensors" "$work/twice-b/model.safetensors" &&
+    cmp "$work/twice-a/model.safetensors" "$work/twice-eager/model.safetensors"
 }
 export -f same_twice
-step "two processes train to identical weights" 40 same_twice >>"$out/gpu-suite.txt" 2>&1
+echo "== two processes, and --cuda-graph off, train to identical weights ==" >>"$out/gpu-suite.txt"
+step "two processes (graph on) and one eager train to identical weights" 30 same_twice >>"$out/gpu-suite.txt" 2>&1
 
 # 5. Speed beside PyTorch on the same GPU.
 step "sieve bench --compare --device cuda" 90 "$sieve" bench --compare --device cuda \
@@ -115,7 +123,11 @@ step "sieve bench --compare --device cuda" 90 "$sieve" bench --compare --device 
   --out "$work/bench" >"$work/bench.log" 2>&1
 cp "$work/bench/bench.md" "$work/bench/bench.json" "$out/" 2>/dev/null || cp "$work/bench.log" "$out/bench.md"
 
-# 6. Real data: ResNet-20 on CIFAR-10 (JPEG copy) for as many epochs as fit in the limit.
+# 6. The hand-written kernels beside their CPU references, their variants and bandwidth.
+step "sieve-kernel-study" 20 "$build/sieve-kernel-study" --out "$work/kernels" >"$work/kernels.log" 2>&1
+cp "$work/kernels/kernels.md" "$out/" 2>/dev/null || cp "$work/kernels.log" "$out/kernels.md"
+
+# 7. Real data: ResNet-20 on CIFAR-10 (JPEG copy) for as many epochs as fit in the limit.
 train() {
   tar -xzf "$root/.gpu-bundle/cifar10-jpg.tar.gz" -C "$work" &&
     "$sieve" train --model resnet20 --dataset image_folder --data "$work/cifar10-jpg" --device cuda \

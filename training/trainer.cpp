@@ -109,8 +109,8 @@ struct Trainer::GpuSteps {
       return Batch{Tensor::empty({b}, DType::i64, d), Tensor::empty({b}, DType::i64, d),
                    weighted ? Tensor::empty({b}, DType::f32, d) : Tensor(), Tensor::zeros({1}, DType::i64, d)};
     };
-    full = batch(std::min(bs, n));
-    if (n % bs != 0 && n > bs) rest = batch(n % bs);
+    if (n >= bs) full = batch(bs);
+    if (n % bs != 0) rest = batch(n % bs);
   }
 };
 
