@@ -168,3 +168,37 @@ TEST_CASE("train command: the quick preset writes every output, and --out is nev
   o.resume = true;
   CHECK(run_train(o, cmd).size() == 1);  // already complete: resumes at its end
 }
+
+TEST_CASE("trainer: run_epoch is fit()'s epoch (what sieve bench times)") {
+  const DeviceDataset train = to_device(make_synthetic(40, 4, 1), Device::cpu);
+  TrainConfig c = tiny_config("");
+  c.epochs = 2;
+  auto fitted = resnet20_for_4_classes();
+  Trainer a(*fitted, train, nullptr, c);
+  const std::vector<EpochStats> h = a.fit();
+  auto stepped = resnet20_for_4_classes();
+  Trainer b(*stepped, train, nullptr, c);
+  for (int64_t epoch = 0; epoch < 2; ++epoch) {
+    const EpochStats s = b.run_epoch(epoch);
+    CHECK(s.train_loss == h[epoch].train_loss);
+    CHECK(s.train_acc == h[epoch].train_acc);
+    CHECK(s.lr == h[epoch].lr);
+  }
+  CHECK(b.parameters().values.to_double() == a.parameters().values.to_double());
+}
+
+TEST_CASE("HostSyncFreeScope nests and restores; CPU copies stay allowed inside") {
+  CHECK(!host_sync_free());
+  {
+    HostSyncFreeScope outer;
+    CHECK(host_sync_free());
+    {
+      HostSyncFreeScope inner;
+      CHECK(host_sync_free());
+    }
+    CHECK(host_sync_free());
+    const Tensor t = Tensor::from_vector(std::vector<float>{1, 2, 3}, {3}, Device::cpu);
+    CHECK(t.to_vector<float>() == std::vector<float>{1, 2, 3});
+  }
+  CHECK(!host_sync_free());
+}
