@@ -34,7 +34,11 @@ start=$(date +%s)
 {
   echo "# sieve gpu-check, $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo
-  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | sed 's/^/GPU: /'
+  if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | sed 's/^/GPU: /'
+  else
+    echo "GPU: none (nvidia-smi not found)"
+  fi
   echo "nvcc: $(nvcc --version 2>/dev/null | tail -1)"
   echo
   echo "| step | result | seconds |"
