@@ -164,7 +164,8 @@ TEST_CASE("parity: two epochs of the sync-free CUDA step match the CPU's epochs"
     CAPTURE(name);
     const FitResult cpu = fit_on(name, Device::cpu, false), gpu = fit_on(name, Device::cuda, true);
     test::expect_close(gpu.losses, cpu.losses, test::kGrad, std::string(name) + " epoch losses");
-    CHECK(gpu.accuracies == cpu.accuracies);
+    // A near-tie of two logits may flip one prediction between the devices, no more.
+    for (size_t e = 0; e < cpu.accuracies.size(); ++e) CHECK(std::fabs(gpu.accuracies[e] - cpu.accuracies[e]) <= 1.5 / 72);
     test::expect_close(gpu.parameters, cpu.parameters, {1e-4, 1e-3}, std::string(name) + " weights after 2 epochs");
     test::expect_close(gpu.buffers, cpu.buffers, {1e-4, 1e-3}, std::string(name) + " BN running statistics");
   }
