@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "apps/device_flags.h"
 #include "studies/run_info.h"
 
 namespace sieve {
@@ -54,11 +55,7 @@ CLI::App* add_defend_command(CLI::App& app, DefendOptions& o) {
   c->add_option("--test-subset", o.test_subset, "seeded random subset of the test set")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
   c->add_flag("!--no-augment", o.augment, "train without random crop / flip (a deviation from the protocol)");
-  c->add_option("--cuda-graph", o.cuda_graph, "on | off: on CUDA, replay the training step from one captured CUDA graph")
-      ->check(CLI::IsMember({"on", "off"}))
-      ->capture_default_str();
-  c->add_option("--device", o.device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))
-      ->capture_default_str();
+  add_device_flags(c, o.device, o.cuda_graph);
   c->add_option("--precision", o.precision, "fp32 | tf32")->check(CLI::IsMember({"fp32", "tf32"}))
       ->capture_default_str();
   c->add_option("--out", o.out, "output folder (re-running continues a killed benchmark)")->capture_default_str();
@@ -112,7 +109,7 @@ std::vector<DefenseRow> run_defend(DefendOptions o, const CLI::App* parsed) {
     c.removal_factor = o.removal_factor, c.assumed_fraction = o.assumed_fraction;
     c.seed = o.seed, c.epochs = o.epochs, c.retrain_epochs = o.retrain_epochs, c.batch_size = o.batch_size;
     c.lr = o.lr, c.train_subset = o.train_subset, c.test_subset = o.test_subset, c.augment = o.augment;
-    c.device = device, c.out = o.out, c.cuda_graph = o.cuda_graph == "on";
+    c.device = device, c.out = o.out, c.cuda_graph = cuda_graph_on(o.cuda_graph);
     for (DefenseRow& r : run_defense_benchmark(c)) rows.push_back(std::move(r));
   }
   write_defense_reports(o.out, rows, load_published_defense_rows(o.reference), run_info(device_name(device)));

@@ -1,5 +1,6 @@
 #include "apps/study_command.h"
 
+#include "apps/device_flags.h"
 #include "engine/device.h"
 
 namespace sieve {
@@ -56,11 +57,7 @@ CLI::App* add_study_command(CLI::App& app, StudyOptions& o) {
   c->add_option("--imp-epochs", o.imp_epochs, "epochs of each IMP round (default: 10 paper, 1 quick)")
       ->check(CLI::Range(1, 100000));
   c->add_flag("--selection-only", o.selection_only, "selections and poison retention only, no training");
-  c->add_option("--cuda-graph", o.cuda_graph, "on | off: on CUDA, replay the training step from one captured CUDA graph")
-      ->check(CLI::IsMember({"on", "off"}))
-      ->capture_default_str();
-  c->add_option("--device", o.device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))
-      ->capture_default_str();
+  add_device_flags(c, o.device, o.cuda_graph);
   c->add_option("--precision", o.precision, "fp32 | tf32")->check(CLI::IsMember({"fp32", "tf32"}))
       ->capture_default_str();
   c->add_option("--out", o.out, "output folder (re-running continues a killed study)")->capture_default_str();
@@ -90,7 +87,7 @@ std::vector<StudyRow> run_study(StudyOptions o) {
   c.data = o.data, c.train_subset = o.train_subset, c.test_subset = o.test_subset;
   c.epochs = o.epochs, c.score_epochs = o.score_epochs, c.craig_epochs = o.craig_epochs;
   c.imp_epochs = o.imp_epochs, c.imp_rounds = o.imp_rounds, c.selection_only = o.selection_only;
-  c.cuda_graph = o.cuda_graph == "on";
+  c.cuda_graph = cuda_graph_on(o.cuda_graph);
   c.device = parse_device(o.device), c.out = o.out, c.preset = o.preset, c.precision = o.precision;
   const StudyResult result = run_coreset_study(c);
   write_study_reports(o.out, result.rows, o.reference, result.config);

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "apps/device_flags.h"
 #include "studies/plot.h"
 #include "studies/run_info.h"
 #include "engine/device.h"
@@ -43,11 +44,7 @@ CLI::App* add_train_command(CLI::App& app, TrainOptions& o) {
   c->add_flag("--per-step", o.train.per_step, "step the schedule every optimiser step");
   c->add_flag("!--no-augment", o.train.augment, "no random crop / flip");
   c->add_option("--seed", o.train.seed, "seed of initialisation, shuffling and augmentation")->capture_default_str();
-  c->add_option("--cuda-graph", o.cuda_graph, "on | off: on CUDA, replay the training step from one captured CUDA graph")
-      ->check(CLI::IsMember({"on", "off"}))
-      ->capture_default_str();
-  c->add_option("--device", o.device, "auto | cpu | cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}))
-      ->capture_default_str();
+  add_device_flags(c, o.device, o.cuda_graph);
   c->add_option("--precision", o.precision,
                 "fp32 | tf32 (GPU convolutions and matrix products) | bf16 (CPU convolutions on bf16, fp32 master "
                 "weights)")
@@ -76,7 +73,7 @@ std::vector<EpochStats> run_train(TrainOptions o, const CLI::App* parsed) {
   SIEVE_CHECK(is_generated(o.dataset) || !o.data.empty(), "--data: the folder of ", o.dataset,
               " is needed (see README, 'Real datasets')");
   const Device device = parse_device(o.device);
-  o.train.cuda_graph = o.cuda_graph == "on";
+  o.train.cuda_graph = cuda_graph_on(o.cuda_graph);
   SIEVE_CHECK(o.precision != "bf16" || device == Device::cpu,
               "--precision bf16: implemented on the CPU (oneDNN) only; use fp32 or tf32 on the GPU");
   set_precision(parse_precision(o.precision));

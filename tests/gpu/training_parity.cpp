@@ -30,6 +30,16 @@ TrainConfig step_config(const std::string& checkpoint = "") {
   return c;
 }
 
+// Every buffer of the model (BN running statistics and batch counters), in order.
+std::vector<double> buffers_of(Model& model) {
+  std::vector<double> all;
+  for (const auto& [name, buffer] : model.named_buffers()) {
+    const std::vector<double> v = buffer->to_double();
+    all.insert(all.end(), v.begin(), v.end());
+  }
+  return all;
+}
+
 // Parameters and buffers (BN running statistics) after three SGD steps on the same batches.
 struct StepResult {
   std::vector<double> parameters, buffers;
@@ -50,10 +60,7 @@ StepResult three_steps(const std::string& name, Device device) {
     r.losses.push_back(t.train_step(idx, static_cast<uint64_t>(step) * 16, 0.1, correct, 0, step));
   }
   r.parameters = t.parameters().values.to_double();
-  for (const auto& [buffer_name, buffer] : model->named_buffers()) {
-    const std::vector<double> v = buffer->to_double();
-    r.buffers.insert(r.buffers.end(), v.begin(), v.end());
-  }
+  r.buffers = buffers_of(*model);
   return r;
 }
 
@@ -134,10 +141,7 @@ FitResult fit_on(const std::string& name, Device device, bool cuda_graph) {
   FitResult r;
   for (const EpochStats& s : t.fit()) r.losses.push_back(s.train_loss), r.accuracies.push_back(s.train_acc);
   r.parameters = t.parameters().values.to_double();
-  for (const auto& [buffer_name, buffer] : model->named_buffers()) {
-    const std::vector<double> v = buffer->to_double();
-    r.buffers.insert(r.buffers.end(), v.begin(), v.end());
-  }
+  r.buffers = buffers_of(*model);
   return r;
 }
 
