@@ -100,13 +100,14 @@ Whitening fit_pooled_whitening(const std::string& name, const Tensor& features,
   return {column_mean(features), to_tensor(basis, features.dtype(), features.device())};
 }
 
-std::vector<double> robust_z(const std::vector<double>& v) {
+std::vector<double> robust_z(const std::vector<double>& v, double min_relative_scale) {
   std::vector<double> defined;
   for (double x : v)
     if (!std::isnan(x)) defined.push_back(x);
   std::vector<double> z(v.size(), NAN);
   if (defined.empty()) return z;
-  const double med = median(defined), scale = kMadToSigma * median_absolute_deviation(defined);
+  const double med = median(defined);
+  const double scale = std::max(kMadToSigma * median_absolute_deviation(defined), min_relative_scale * std::abs(med));
   for (size_t i = 0; i < v.size(); ++i)
     if (!std::isnan(v[i])) z[i] = scale > 0 ? (v[i] - med) / scale : 0.0;
   return z;

@@ -61,8 +61,10 @@ double median_absolute_deviation(const std::vector<double>& v);
 // 1.4826 * MAD estimates the standard deviation of Gaussian data.
 constexpr double kMadToSigma = 1.4826;
 // Robust z-scores (v - median) / (1.4826 MAD) over the entries that are not NaN; NaN entries stay
-// NaN, and every other one is 0 when the MAD is 0.
-std::vector<double> robust_z(const std::vector<double>& v);
+// NaN, and every other one is 0 when the scale is 0. With min_relative_scale > 0 the scale is at
+// least that fraction of |median|: among a handful of nearly equal values the MAD can be tiny by
+// chance, and differences far below the values themselves would count as many sigmas.
+std::vector<double> robust_z(const std::vector<double>& v, double min_relative_scale = 0.0);
 
 std::unique_ptr<Defense> make_confidence_filter();
 std::unique_ptr<Defense> make_spectral_signature();

@@ -9,12 +9,16 @@
 // 2. Per class with at least kMinClass samples, in the whitened space:
 //    a. the class's top kDims principal directions (directions of excess variance, where a
 //       second population shows); the class is projected onto them (centred);
-//    b. 2-means there (k-means++, best inertia of kRestarts seeded restarts) gives a first split;
+//    b. first splits: 2-means there (k-means++, best inertia of kRestarts seeded restarts), and
+//       the best two-means cut along each of the kDims directions alone (a second population can
+//       lie along one direction while the class also varies widely, unimodally, along others:
+//       2-means, weighing every direction alike, then cuts across the wide ones);
 //    c. EM for a two-component Gaussian mixture with full covariances (shrunk by kShrink towards
 //       the isotropic covariance of the same trace, so that a small component stays well posed),
-//       kEmIterations steps from that split. Which component is the poison is decided by the
-//       class's over-population, not by size alone: the clean part of a class should be as large
-//       as a typical class (m, the median size of the other classes; s, 1.4826 times their MAD).
+//       kEmIterations steps from each first split; the most likely mixture is kept. Which
+//       component is the poison is decided by the class's over-population, not by size alone:
+//       the clean part of a class should be as large as a typical class (m, the median size of
+//       the other classes; s, 1.4826 times their MAD).
 //       The larger component is the suspect one when taking it away leaves a class closer to m
 //       than taking the smaller one away does, by more than max(3 s, kSizeMargin m) (poisons that
 //       outnumber the clean samples of their class: CIFAR-100's 5%, 83% of the target class);
@@ -27,9 +31,11 @@
 //       means, D = |m1 - m0| sqrt(2 / (v0 + v1)) (Ashman's D; the split of one Gaussian gives
 //       about 2, two clusters much more).
 // 3. Evidence of class c: E_c = z(gain_c) + z(D_c) + max(0, z(n_c)), each a robust z-score
-//    across the classes (median and 1.4826 MAD; 0 when the MAD is 0). The last term is the
-//    class's over-population: poisons relabelled to a target add to its size, so a class larger
-//    than the others is evidence too (never a smaller one; none at all when the sizes are equal).
+//    across the classes (median and 1.4826 MAD, the scale at least kScaleFloor of the median: a
+//    handful of nearly equal statistics can have a tiny MAD by chance; 0 when the scale is 0).
+//    The last term is the class's over-population: poisons relabelled to a target add to its
+//    size, so a class larger than the others is evidence too (never a smaller one; none at all
+//    when the sizes are equal).
 //    A class is flagged when E_c > kFlag.
 // 4. Scores. A flagged class: 1 + E_c + p_i, p_i the posterior of the suspect component, so
 //    flagged classes outrank all others, the most evident first, and inside one the suspect
@@ -53,6 +59,8 @@ constexpr double kShrink = 0.05, kFlag = 8.0;
 // Sizes decide the suspect component only when the two choices leave classes differing by more
 // than this fraction of a typical class (and 3 robust sigmas of the class sizes).
 constexpr double kSizeMargin = 0.1;
+// The robust z-scores of step 3 use a scale of at least this fraction of the median.
+constexpr double kScaleFloor = 0.05;
 
 // A Gaussian with shrunk covariance, fitted to the rows of x weighted by w; log-density per row.
 struct Gaussian {
@@ -124,7 +132,56 @@ struct ClassSplit {
   bool sized = false;  // the class's over-population decided which component is the suspect
 };
 
-// Steps 2b-2d on the projected class p (n, k).
+// EM for the two-component mixture from a hard split (1 = the suspect component); returns the
+// final responsibilities r1, the last E-step's component log-densities l0, l1 (with the weights),
+// and the mixture's total log-likelihood.
+struct EmFit {
+  std::vector<double> r1, l0, l1;
+  double log_likelihood = -INFINITY;
+};
+EmFit run_em(const HostMatrix& x, const std::vector<double>& start) {
+  const int64_t n = x.rows;
+  EmFit f{start, std::vector<double>(static_cast<size_t>(n)), std::vector<double>(static_cast<size_t>(n))};
+  std::vector<double> r0(static_cast<size_t>(n));
+  for (int64_t it = 0; it < kEmIterations; ++it) {
+    for (int64_t i = 0; i < n; ++i) r0[i] = 1 - f.r1[i];
+    const double w1 = std::clamp(std::accumulate(f.r1.begin(), f.r1.end(), 0.0) / double(n), 1e-4, 1 - 1e-4);
+    const Gaussian g1 = Gaussian::fit(x, f.r1), g0 = Gaussian::fit(x, r0);
+    f.log_likelihood = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      f.l1[i] = g1.log_density(x.row(i)) + std::log(w1);
+      f.l0[i] = g0.log_density(x.row(i)) + std::log(1 - w1);
+      f.r1[i] = 1.0 / (1.0 + std::exp(std::clamp(f.l0[i] - f.l1[i], -50.0, 50.0)));
+      f.log_likelihood += log_add(f.l0[i], f.l1[i]);
+    }
+  }
+  return f;
+}
+
+// The best 1-D two-means split of v (the threshold minimising the within-group sum of squares):
+// 1 above the threshold.
+std::vector<double> split_along(const std::vector<double>& v) {
+  const auto n = static_cast<int64_t>(v.size());
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  std::sort(order.begin(), order.end(), [&v](int64_t a, int64_t b) { return v[a] < v[b]; });
+  double total = 0, total_sq = 0;
+  for (double x : v) total += x, total_sq += x * x;
+  double left = 0, left_sq = 0, best = INFINITY;
+  int64_t cut = 1;
+  for (int64_t m = 1; m < n; ++m) {  // m samples below the threshold
+    const double x = v[order[m - 1]];
+    left += x, left_sq += x * x;
+    const double right = total - left, right_sq = total_sq - left_sq;
+    const double sse = (left_sq - left * left / double(m)) + (right_sq - right * right / double(n - m));
+    if (sse < best) best = sse, cut = m;
+  }
+  std::vector<double> r(static_cast<size_t>(n), 0.0);
+  for (int64_t m = cut; m < n; ++m) r[order[m]] = 1.0;
+  return r;
+}
+
+// Steps 2b-2d on the projected class p (n, k), its columns the class's principal directions.
 ClassSplit split_class(const Tensor& p, uint64_t seed) {
   KMeansResult best;
   for (int64_t r = 0; r < kRestarts; ++r) {
@@ -133,22 +190,24 @@ ClassSplit split_class(const Tensor& p, uint64_t seed) {
   }
   const HostMatrix x = to_host(p);
   const int64_t n = x.rows;
-  std::vector<double> r1(static_cast<size_t>(n)), r0(static_cast<size_t>(n)), l0(static_cast<size_t>(n)),
-      l1(static_cast<size_t>(n));
-  int64_t ones = 0;
-  for (int64_t i = 0; i < n; ++i) ones += best.assignment[i] == 1;
-  const int64_t suspect = 2 * ones <= n ? 1 : 0;
-  for (int64_t i = 0; i < n; ++i) r1[i] = best.assignment[i] == suspect ? 1.0 : 0.0;
-  for (int64_t it = 0; it < kEmIterations; ++it) {
-    for (int64_t i = 0; i < n; ++i) r0[i] = 1 - r1[i];
-    const double w1 = std::clamp(std::accumulate(r1.begin(), r1.end(), 0.0) / double(n), 1e-4, 1 - 1e-4);
-    const Gaussian g1 = Gaussian::fit(x, r1), g0 = Gaussian::fit(x, r0);
-    for (int64_t i = 0; i < n; ++i) {
-      l1[i] = g1.log_density(x.row(i)) + std::log(w1);
-      l0[i] = g0.log_density(x.row(i)) + std::log(1 - w1);
-      r1[i] = 1.0 / (1.0 + std::exp(std::clamp(l0[i] - l1[i], -50.0, 50.0)));
-    }
+  // EM from several starts, the most likely fit kept: the 2-means split, and the best split along
+  // each principal direction (a second population can lie along one direction that 2-means, which
+  // weighs every direction alike, cuts across).
+  std::vector<std::vector<double>> starts(1, std::vector<double>(static_cast<size_t>(n)));
+  for (int64_t i = 0; i < n; ++i) starts[0][i] = best.assignment[i] == 1 ? 1.0 : 0.0;
+  for (int64_t j = 0; j < x.cols; ++j) {
+    std::vector<double> v(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) v[i] = x.row(i)[j];
+    starts.push_back(split_along(v));
   }
+  EmFit fit;
+  for (const std::vector<double>& start : starts) {
+    EmFit f = run_em(x, start);
+    if (f.log_likelihood > fit.log_likelihood) fit = std::move(f);
+  }
+  std::vector<double>& r1 = fit.r1;
+  const std::vector<double>&l0 = fit.l0, &l1 = fit.l1;
+  std::vector<double> r0(static_cast<size_t>(n));
   ClassSplit s;
   if (2 * std::accumulate(r1.begin(), r1.end(), 0.0) > double(n))  // the suspect component grew past half
     for (int64_t i = 0; i < n; ++i) r1[i] = 1 - r1[i];
@@ -211,7 +270,8 @@ class Untangle final : public Defense {
     std::vector<double> sizes(c_count, NAN);
     for (size_t c = 0; c < c_count; ++c)
       if (!std::isnan(gain[c])) sizes[c] = double(classes_[c].size());
-    const std::vector<double> zg = robust_z(gain), zs = robust_z(separation), zn = robust_z(sizes);
+    const std::vector<double> zg = robust_z(gain, kScaleFloor), zs = robust_z(separation, kScaleFloor),
+                              zn = robust_z(sizes, kScaleFloor);
     evidence_.assign(c_count, NAN);
     for (size_t c = 0; c < c_count; ++c)
       if (!std::isnan(zg[c])) evidence_[c] = zg[c] + zs[c] + std::max(0.0, zn[c]);

@@ -200,6 +200,34 @@ TEST_CASE("defenses: untangle when poisons and clean samples of their class are 
   CHECK_THROWS_AS(d->score(s.features, Tensor::zeros({3, kClasses})), Error);
 }
 
+TEST_CASE("defenses: untangle finds a second population along one direction where its class also varies widely in others") {
+  // Class 0 varies widely (spread 4, against about 1) along six of its own directions, as a
+  // class-specific feature does; its 100 poisons sit 6 units away along another. 2-means
+  // over the class's principal directions cuts across the wide ones; the mixture fitted from the
+  // split along the poisons' direction is the more likely one, and untangle keeps it.
+  Generator gen(21);
+  const int64_t per_class = 400, poisons = 100, n = kClasses * per_class + poisons;
+  std::vector<double> x;
+  std::vector<int64_t> labels;
+  std::vector<uint8_t> is_poison;
+  for (int64_t i = 0; i < n; ++i) {
+    const bool poison = i >= kClasses * per_class;
+    const int64_t label = poison ? 0 : i % kClasses;
+    for (int64_t j = 0; j < kDims; ++j) {
+      const bool wide = label == 0 && j >= 8 && j < 14;
+      x.push_back((j == label ? 5.0 : 0.0) + (poison && j == 15 ? 6.0 : 0.0) + (wide ? 4.0 : 1.0) * gen.normal());
+    }
+    labels.push_back(label);
+    is_poison.push_back(poison);
+  }
+  const Tensor features = Tensor::from_vector(x, {n, kDims}).to(DType::f32);
+  auto d = make_defense("untangle");
+  d->fit(features, labels, kClasses, double(poisons) / double(n));
+  const std::vector<double> scores = d->score(features, Tensor());
+  const DetectionMetrics m = detection_metrics(scores, is_poison, poisons);
+  CHECK_MESSAGE(m.recall >= 0.95, "recall " << m.recall);
+}
+
 TEST_CASE("defenses: untangle on clean features flags no class and spreads the budget evenly") {
   for (uint64_t seed : {3, 6, 7}) {
     const Synthetic s = make_synthetic(false, seed);
