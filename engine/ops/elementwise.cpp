@@ -35,12 +35,20 @@ Tensor clamp_grad(const char* op, const Tensor& y, const Tensor& dy, double cap)
     const T* g = dy.data<T>();
     T* d = dx.data<T>();
     const T top = static_cast<T>(cap);
+    // Both operands loaded unconditionally: a load under the condition keeps the loop scalar.
     if (capped) {
 #pragma omp parallel for simd if (n >= kParallelMin)
-      for (int64_t i = 0; i < n; ++i) d[i] = ((yp[i] > T(0)) & (yp[i] < top)) ? g[i] : T(0);
+      for (int64_t i = 0; i < n; ++i) {
+        const T yi = yp[i], gi = g[i];
+        const T low = yi > T(0) ? gi : T(0);
+        d[i] = yi < top ? low : T(0);
+      }
     } else {
 #pragma omp parallel for simd if (n >= kParallelMin)
-      for (int64_t i = 0; i < n; ++i) d[i] = yp[i] > T(0) ? g[i] : T(0);
+      for (int64_t i = 0; i < n; ++i) {
+        const T yi = yp[i], gi = g[i];
+        d[i] = yi > T(0) ? gi : T(0);
+      }
     }
   });
   return dx;
