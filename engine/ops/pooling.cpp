@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "engine/autograd.h"
+#include "engine/device.h"
 #include "engine/dispatch.h"
 #if SIEVE_WITH_CUDA
 #include "engine/cuda/pooling_cuda.h"
@@ -113,6 +114,53 @@ void pool_backward_cpu(PoolKind kind, const T* x, const T* dy, T* dx, const Pool
   });
 }
 
+// The CPU fast path for the common 2x2 max pool with stride 2 and no padding (VGG): the same
+// window_argmax rule (first maximum in row-major order, a NaN wins and a later NaN over an
+// earlier one) on the four elements, with no per-window bookkeeping. Windows do not overlap, so
+// the backward writes each input once.
+bool fast_max_pool_2x2(const PoolShape& s, DType dtype) {
+  return dtype == DType::f32 && cpu_fast_path() && s.kernel == 2 && s.stride == 2 && s.padding == 0;
+}
+
+// Index of the window's argmax among the four (a, b on the top row, c, d below).
+inline int argmax4(float a, float b, float c, float d) {
+  int best = 0;
+  float v = a;
+  if (b > v || std::isnan(b)) best = 1, v = b;
+  if (c > v || std::isnan(c)) best = 2, v = c;
+  if (d > v || std::isnan(d)) best = 3;
+  return best;
+}
+
+void max_pool_2x2_forward(const float* x, float* y, const PoolShape& s) {
+#pragma omp parallel for
+  for (int64_t p = 0; p < s.planes(); ++p)
+    for (int64_t oh = 0; oh < s.Ho; ++oh) {
+      const float* top = x + p * s.H * s.W + 2 * oh * s.W;
+      const float* bottom = top + s.W;
+      float* out = y + (p * s.Ho + oh) * s.Wo;
+      for (int64_t ow = 0; ow < s.Wo; ++ow) {
+        const float v[4] = {top[2 * ow], top[2 * ow + 1], bottom[2 * ow], bottom[2 * ow + 1]};
+        out[ow] = v[argmax4(v[0], v[1], v[2], v[3])];
+      }
+    }
+}
+
+void max_pool_2x2_backward(const float* x, const float* dy, float* dx, const PoolShape& s) {
+#pragma omp parallel for
+  for (int64_t p = 0; p < s.planes(); ++p) {
+    std::fill(dx + p * s.H * s.W, dx + (p + 1) * s.H * s.W, 0.0f);
+    for (int64_t oh = 0; oh < s.Ho; ++oh) {
+      const int64_t row = p * s.H * s.W + 2 * oh * s.W;
+      const float* g = dy + (p * s.Ho + oh) * s.Wo;
+      for (int64_t ow = 0; ow < s.Wo; ++ow) {
+        const int64_t i[4] = {row + 2 * ow, row + 2 * ow + 1, row + s.W + 2 * ow, row + s.W + 2 * ow + 1};
+        dx[i[argmax4(x[i[0]], x[i[1]], x[i[2]], x[i[3]])]] = g[ow];
+      }
+    }
+  }
+}
+
 #if SIEVE_WITH_CUDA
 void pool_forward_cuda(PoolKind kind, const Tensor& x, const Tensor& y, const PoolShape& s) {
   const auto launch = kind == PoolKind::max ? cuda::max_pool2d_forward : cuda::avg_pool2d_forward;
@@ -137,6 +185,8 @@ Tensor pool2d(const char* op, PoolKind kind, const Tensor& x, int kernel, int st
   if (x.is_cuda()) {
     check_cuda_f32(op, x);
     SIEVE_IF_CUDA(pool_forward_cuda(kind, x, y, s));
+  } else if (kind == PoolKind::max && fast_max_pool_2x2(s, x.dtype())) {
+    max_pool_2x2_forward(x.data<float>(), y.data<float>(), s);
   } else {
     dispatch_float(op, x.dtype(), [&](auto tag) {
       using T = decltype(tag);
@@ -148,6 +198,8 @@ Tensor pool2d(const char* op, PoolKind kind, const Tensor& x, int kernel, int st
       Tensor dx = Tensor::empty_like(x);
       if (dy.is_cuda()) {
         SIEVE_IF_CUDA(pool_backward_cuda(kind, x, dy, dx, s));
+      } else if (kind == PoolKind::max && fast_max_pool_2x2(s, dy.dtype())) {
+        max_pool_2x2_backward(x.data<float>(), dy.data<float>(), dx.data<float>(), s);
       } else {
         dispatch_float(op, dy.dtype(), [&](auto tag) {
           using T = decltype(tag);

@@ -1,7 +1,7 @@
 // The CPU fast path against the readable reference, op by op, forward and backward: oneDNN
 // convolutions (fp32 and bf16; groups, depthwise, strides, odd sizes, the shapes of the four
-// models), the vectorised batch norm (train / eval, with and without the fused ReLU) and the fused
-// residual add + ReLU. Every test here runs in CI; the reference is the oracle.
+// models), the vectorised batch norm (train / eval, with and without the fused ReLU), the fused
+// residual add + ReLU and the 2x2 max pool. Every test here runs in CI; the reference is the oracle.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -11,6 +11,7 @@
 #include "engine/ops/batchnorm.h"
 #include "engine/ops/conv2d.h"
 #include "engine/ops/elementwise.h"
+#include "engine/ops/pooling.h"
 #include "tests/common/check.h"
 #include "tests/common/conv_configs.h"
 
@@ -123,4 +124,36 @@ TEST_CASE("fast path: add_relu equals relu(add) and has its gradient") {
   const Tensor af = leaf(random_tensor({4, 16, 32, 32}, 402)), bf = leaf(random_tensor({4, 16, 32, 32}, 403));
   test::fast_path_parity([](const std::vector<Tensor>& t) { return add_relu(t[0], t[1]); }, {af, bf},
                          "add_relu f32, threaded");
+}
+
+TEST_CASE("fast path: 2x2 max pool (stride 2) matches the reference, ties and NaN included") {
+  // Odd sizes (the last row and column belong to no window), and values on a coarse grid so that
+  // windows hold ties: the first maximum in row-major order must win on both paths.
+  for (const Shape& shape : {Shape{2, 3, 8, 8}, Shape{3, 5, 7, 9}, Shape{4, 64, 32, 32}}) {
+    Tensor x = random_tensor(shape, 500 + shape[1], -2.0, 2.0);
+    float* p = x.data<float>();
+    for (int64_t i = 0; i < x.numel(); ++i) p[i] = std::round(p[i] * 2.0f) / 2.0f;
+    test::fast_path_parity([](const std::vector<Tensor>& t) { return max_pool2d(t[0], 2, 2, 0); }, {leaf(x)},
+                           "max_pool2d 2x2 " + shape_str(shape), {0.0, 0.0}, {0.0, 0.0});
+  }
+  // A NaN wins its window, a later NaN over an earlier one, and the first of tied maxima wins.
+  const Tensor x = Tensor::from_vector(std::vector<float>{NAN, NAN, 3, 0,    //
+                                                          5, 5, 2, 3,        //
+                                                          -1, -2, -3, -4,    //
+                                                          0, 0, 0, 0},
+                                       {1, 1, 4, 4});
+  for (bool fast : {false, true}) {
+    test::FastPathScope scope(fast);
+    const Tensor xl = leaf(x);
+    const Tensor y = max_pool2d(xl, 2, 2, 0);
+    const float* v = y.data<float>();
+    CHECK(std::isnan(v[0]));
+    CHECK(v[1] == 3.0f);
+    CHECK(v[2] == 0.0f);
+    CHECK(v[3] == 0.0f);
+    autograd::backward(y, Tensor::full({1, 1, 2, 2}, 1.0, DType::f32));
+    const std::vector<double> g = xl.grad().to_double();
+    const std::vector<double> expected{0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0};
+    CHECK_MESSAGE(g == expected, (fast ? "fast" : "reference"));
+  }
 }
