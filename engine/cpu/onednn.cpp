@@ -38,14 +38,17 @@ dnnl::stream& cpu_stream() {
 }
 
 // Buffers in oneDNN's layouts, one per operand slot of a primitive (0: first input, 1: second
-// input, 2: output), shared by every plan and grown to the largest need: plans run one at a time,
-// so one set serves all shapes instead of three buffers per cached shape.
+// input, 2: output; 3: the gradient of the output, reordered once for both backward passes),
+// shared by every plan and grown to the largest need: plans run one at a time, so one set serves
+// all shapes instead of buffers per cached shape.
+constexpr int kSharedDy = 3;
+
 void* workspace(int slot, size_t bytes) {
   struct Buffer {
     void* data = nullptr;
     size_t bytes = 0;
   };
-  static Buffer buffers[3];
+  static Buffer buffers[4];
   Buffer& b = buffers[slot];
   if (b.bytes < bytes) {
     std::free(b.data);
@@ -57,8 +60,8 @@ void* workspace(int slot, size_t bytes) {
 }
 
 // One operand of a primitive: the caller's plain f32 buffer and the primitive's own layout and
-// dtype. When the two differ the operand is reordered through a shared workspace buffer; when
-// they are equal the primitive works on the caller's buffer directly.
+// dtype. When the two differ the operand is reordered through a workspace buffer (or a buffer
+// the caller keeps); when they are equal the primitive works on the caller's buffer directly.
 class Operand {
  public:
   Operand() = default;
@@ -67,13 +70,25 @@ class Operand {
     if (plain != inner) inner_ = memory(inner, cpu_engine(), DNNL_MEMORY_NONE);
   }
 
-  // The memory a primitive reads: the caller's data, reordered into the primitive's layout.
-  memory input(const float* data) {
+  bool reorders() const { return bool(inner_); }
+  memory::desc layout() const { return inner_ ? inner_.get_desc() : user_.get_desc(); }
+  size_t inner_bytes() const { return layout().get_size(); }
+
+  // The memory a primitive reads: the caller's data, reordered into the primitive's layout in
+  // `buffer` (inner_bytes() long), or in workspace `slot` when buffer is null (-1: this
+  // operand's own slot).
+  memory input(const float* data, void* buffer = nullptr, int slot = -1) {
     user_.set_data_handle(const_cast<float*>(data));
     if (!inner_) return user_;
-    attach_workspace();
+    inner_.set_data_handle(buffer ? buffer : workspace(slot < 0 ? slot_ : slot, inner_bytes()));
     if (!to_inner_) to_inner_ = dnnl::reorder(user_, inner_);
     to_inner_.execute(cpu_stream(), user_, inner_);
+    return inner_;
+  }
+
+  // Data already in the primitive's layout (written by input() into a kept buffer).
+  memory already_inner(const void* buffer) {
+    inner_.set_data_handle(const_cast<void*>(buffer));
     return inner_;
   }
 
@@ -81,7 +96,7 @@ class Operand {
   memory output(float* data) {
     user_.set_data_handle(data);
     if (!inner_) return user_;
-    attach_workspace();
+    inner_.set_data_handle(workspace(slot_, inner_bytes()));
     return inner_;
   }
   void finish_output() {
@@ -91,8 +106,6 @@ class Operand {
   }
 
  private:
-  void attach_workspace() { inner_.set_data_handle(workspace(slot_, inner_.get_desc().get_size())); }
-
   memory user_, inner_;
   int slot_ = 0;
   dnnl::reorder to_inner_, to_user_;
@@ -128,12 +141,15 @@ struct Plan {
   Operand a, b, out;
   std::string impl;
 
-  void run(const float* a_data, const float* b_data, float* out_data) {
-    const std::unordered_map<int, memory> args{
-        {arg_a, a.input(a_data)}, {arg_b, b.input(b_data)}, {arg_out, out.output(out_data)}};
+  // Runs on inputs already in the primitive's layouts; the result lands in out_data.
+  void run_on(const memory& a_mem, const memory& b_mem, float* out_data) {
+    const std::unordered_map<int, memory> args{{arg_a, a_mem}, {arg_b, b_mem}, {arg_out, out.output(out_data)}};
     primitive.execute(cpu_stream(), args);
     out.finish_output();
     cpu_stream().wait();
+  }
+  void run(const float* a_data, const float* b_data, float* out_data) {
+    run_on(a.input(a_data), b.input(b_data), out_data);
   }
 };
 
@@ -193,16 +209,35 @@ Plan& plan_for(const ConvShape& g, bool bf16, Pass pass) {
 
 }  // namespace
 
-void conv2d_forward_onednn(const ConvShape& g, const float* x, const float* w, float* y, bool bf16) {
-  plan_for(g, bf16, Pass::forward).run(x, w, y);
+KeptInput conv2d_forward_onednn(const ConvShape& g, const float* x, const float* w, float* y, bool bf16,
+                                bool keep_input) {
+  Plan& fwd = plan_for(g, bf16, Pass::forward);
+  // The backward-weights pass reads x again: when it wants the layout the forward pass reorders
+  // x into, the reordered copy is kept for it instead of going through a workspace.
+  if (keep_input && fwd.a.reorders() &&
+      fwd.a.layout() == plan_for(g, bf16, Pass::backward_weights).a.layout()) {
+    void* raw = std::aligned_alloc(64, (fwd.a.inner_bytes() + 63) / 64 * 64);
+    SIEVE_CHECK(raw, "conv2d: cannot allocate ", fwd.a.inner_bytes(), " bytes for the kept input");
+    KeptInput kept(raw, std::free);
+    fwd.run_on(fwd.a.input(x, kept.get()), fwd.b.input(w), y);
+    return kept;
+  }
+  fwd.run(x, w, y);
+  return nullptr;
 }
 
-void conv2d_backward_data_onednn(const ConvShape& g, const float* w, const float* dy, float* dx, bool bf16) {
-  plan_for(g, bf16, Pass::backward_data).run(dy, w, dx);
-}
-
-void conv2d_backward_filter_onednn(const ConvShape& g, const float* x, const float* dy, float* dw, bool bf16) {
-  plan_for(g, bf16, Pass::backward_weights).run(x, dy, dw);
+void conv2d_backward_onednn(const ConvShape& g, const float* x, const KeptInput& kept_x, const float* w,
+                            const float* dy, float* dx, float* dw, bool bf16) {
+  Plan* data = dx ? &plan_for(g, bf16, Pass::backward_data) : nullptr;
+  Plan* weights = dw ? &plan_for(g, bf16, Pass::backward_weights) : nullptr;
+  // When both passes read dy in the same layout, it is reordered once for both.
+  memory shared_dy;
+  if (data && weights && data->a.layout() == weights->b.layout()) shared_dy = data->a.input(dy, nullptr, kSharedDy);
+  if (weights) {
+    const memory x_mem = kept_x ? weights->a.already_inner(kept_x.get()) : weights->a.input(x);
+    weights->run_on(x_mem, shared_dy ? shared_dy : weights->b.input(dy), dw);
+  }
+  if (data) data->run_on(shared_dy ? shared_dy : data->a.input(dy), data->b.input(w), dx);
 }
 
 std::string conv2d_onednn_impl(const ConvShape& g, bool bf16) { return plan_for(g, bf16, Pass::forward).impl; }

@@ -6,6 +6,7 @@
 // im2col + GEMM path in tests/unit/conv2d_test.cpp.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace sieve::cpu {
@@ -15,9 +16,19 @@ struct ConvShape {
   int64_t n, c, h, w, k, r, s, p, q, stride, pad, groups;
 };
 
-void conv2d_forward_onednn(const ConvShape& g, const float* x, const float* w, float* y, bool bf16);
-void conv2d_backward_data_onednn(const ConvShape& g, const float* w, const float* dy, float* dx, bool bf16);
-void conv2d_backward_filter_onednn(const ConvShape& g, const float* x, const float* dy, float* dw, bool bf16);
+// The forward pass's input in oneDNN's layout, kept for the backward-weights pass so that it
+// does not reorder x a second time; null when nothing was kept.
+using KeptInput = std::shared_ptr<void>;
+
+// y = conv(x, w). keep_input: return the reordered x for conv2d_backward_onednn (null when the
+// backward-weights pass reads another layout, or x needs no reorder).
+KeptInput conv2d_forward_onednn(const ConvShape& g, const float* x, const float* w, float* y, bool bf16,
+                                bool keep_input = false);
+
+// Both backward passes: dx (skipped when null) and dw (skipped when null), from one reorder of dy
+// when both read the same layout. kept_x: the forward pass's kept input, or null (x is read).
+void conv2d_backward_onednn(const ConvShape& g, const float* x, const KeptInput& kept_x, const float* w,
+                            const float* dy, float* dx, float* dw, bool bf16);
 
 // The implementation oneDNN chose for a shape's forward pass, e.g. "brg:avx512_core" (for
 // benchmarks and for tests that must not run a reference kernel by accident).

@@ -256,11 +256,14 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
   const Geometry g = geometry(x, w, bias, prm);
   count_flops(2 * g.n * g.k * g.pq() * g.rows());
   Tensor y = Tensor::empty({g.n, g.k, g.p, g.q}, x.dtype(), x.device());
+  const bool bf16 = onednn_bf16();
+  cpu::KeptInput kept_x;  // x in oneDNN's layout, for the backward-weights pass
   if (x.is_cuda()) {
     check_cuda_f32("conv2d", x);
     SIEVE_IF_CUDA(cuda::conv2d_forward(cuda_shape(g), x.data<float>(), w.data<float>(), y.data<float>()));
   } else if (use_onednn(x)) {
-    cpu::conv2d_forward_onednn(onednn_shape(g), x.data<float>(), w.data<float>(), y.data<float>(), onednn_bf16());
+    kept_x = cpu::conv2d_forward_onednn(onednn_shape(g), x.data<float>(), w.data<float>(), y.data<float>(), bf16,
+                                        w.requires_grad() && autograd::needs_grad({&x, &w, &bias}));
   } else {
     dispatch_float("conv2d", x.dtype(), [&](auto tag) {
       using T = decltype(tag);
@@ -273,45 +276,34 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
   if (bias.defined()) add_channel_bias_(y, bias);
 
   if (autograd::needs_grad({&x, &w, &bias})) {
-    autograd::record(y, {&x, &w, &bias}, [x, w, bias, g](const Tensor& dy) {
-      if (x.requires_grad()) {
-        Tensor dx = Tensor::empty_like(x);
-        if (dy.is_cuda()) {
+    autograd::record(y, {&x, &w, &bias}, [x, w, bias, g, bf16, kept_x](const Tensor& dy) {
+      Tensor dx = x.requires_grad() ? Tensor::empty_like(x) : Tensor();
+      Tensor dw = w.requires_grad() ? Tensor::empty_like(w) : Tensor();
+      auto data_of = [](Tensor& t) { return t.defined() ? t.data<float>() : nullptr; };
+      if (dy.is_cuda()) {
+        if (dx.defined()) {
           SIEVE_IF_CUDA(cuda::conv2d_backward_data(cuda_shape(g), w.data<float>(), dy.data<float>(),
                                                    dx.data<float>()));
-        } else if (use_onednn(dy)) {
-          cpu::conv2d_backward_data_onednn(onednn_shape(g), w.data<float>(), dy.data<float>(), dx.data<float>(),
-                                           onednn_bf16());
-        } else {
-          dispatch_float("conv2d backward", dy.dtype(), [&](auto tag) {
-            using T = decltype(tag);
-            if (g.cg() == 1)
-              depthwise_backward_data_cpu(w.data<T>(), dy.data<T>(), dx.data<T>(), g);
-            else
-              conv2d_backward_data_cpu(w.data<T>(), dy.data<T>(), dx.data<T>(), g);
-          });
         }
-        autograd::accumulate_fresh(x, std::move(dx));
-      }
-      if (w.requires_grad()) {
-        Tensor dw = Tensor::empty_like(w);
-        if (dy.is_cuda()) {
+        if (dw.defined()) {
           SIEVE_IF_CUDA(cuda::conv2d_backward_filter(cuda_shape(g), x.data<float>(), dy.data<float>(),
                                                      dw.data<float>()));
-        } else if (use_onednn(dy)) {
-          cpu::conv2d_backward_filter_onednn(onednn_shape(g), x.data<float>(), dy.data<float>(), dw.data<float>(),
-                                             onednn_bf16());
-        } else {
-          dispatch_float("conv2d backward", dy.dtype(), [&](auto tag) {
-            using T = decltype(tag);
-            if (g.cg() == 1)
-              depthwise_backward_filter_cpu(x.data<T>(), dy.data<T>(), dw.data<T>(), g);
-            else
-              conv2d_backward_filter_cpu(x.data<T>(), dy.data<T>(), dw.data<T>(), g);
-          });
         }
-        autograd::accumulate_fresh(w, std::move(dw));
+      } else if (use_onednn(dy)) {
+        cpu::conv2d_backward_onednn(onednn_shape(g), x.data<float>(), kept_x, w.data<float>(), dy.data<float>(),
+                                    data_of(dx), data_of(dw), bf16);
+      } else {
+        dispatch_float("conv2d backward", dy.dtype(), [&](auto tag) {
+          using T = decltype(tag);
+          const bool depthwise = g.cg() == 1;
+          if (dx.defined() && depthwise) depthwise_backward_data_cpu(w.data<T>(), dy.data<T>(), dx.data<T>(), g);
+          if (dx.defined() && !depthwise) conv2d_backward_data_cpu(w.data<T>(), dy.data<T>(), dx.data<T>(), g);
+          if (dw.defined() && depthwise) depthwise_backward_filter_cpu(x.data<T>(), dy.data<T>(), dw.data<T>(), g);
+          if (dw.defined() && !depthwise) conv2d_backward_filter_cpu(x.data<T>(), dy.data<T>(), dw.data<T>(), g);
+        });
       }
+      if (dx.defined()) autograd::accumulate_fresh(x, std::move(dx));
+      if (dw.defined()) autograd::accumulate_fresh(w, std::move(dw));
       if (bias.requires_grad()) autograd::accumulate(bias, channel_bias_grad(dy));
     });
   }

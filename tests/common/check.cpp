@@ -145,7 +145,7 @@ void fast_path_parity(const OpFn& f, const std::vector<Tensor>& inputs, const st
   };
   auto run = [&](bool fast, const std::vector<Tensor>& in) {
     FastPathScope scope(fast);
-      const Tensor y = f(in);
+    const Tensor y = f(in);
     const Tensor seed = random_tensor(y.shape(), 0xfeed, -1.0, 1.0, y.dtype());
     if (y.requires_grad()) autograd::backward(y, seed);
     return y;
