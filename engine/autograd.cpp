@@ -35,6 +35,7 @@ std::atomic<uint64_t> g_sequence{0};
 // dst += src, elementwise, same shape, dtype and device.
 void add_into(const Tensor& dst, const Tensor& src) {
   check_same_shape("gradient accumulation", dst, "grad", src, "incoming");
+  SIEVE_CHECK(dst.blocked() == src.blocked(), "gradient accumulation: layouts differ");
   check_same_device("gradient accumulation", dst, src);
   const int64_t n = dst.numel();
   if (dst.is_cuda()) {
@@ -44,8 +45,8 @@ void add_into(const Tensor& dst, const Tensor& src) {
   }
   dispatch_float("gradient accumulation", dst.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    T* d = dst.data<T>();
-    const T* s = src.data<T>();
+    T* d = dst.elements<T>();
+    const T* s = src.elements<T>();
 #pragma omp parallel for simd if (n >= (1 << 15))
     for (int64_t i = 0; i < n; ++i) d[i] += s[i];
   });
@@ -126,8 +127,9 @@ void backward(const Tensor& output, const Tensor& seed) {
   }
 }
 
-void accumulate(const Tensor& t, const Tensor& g) {
+void accumulate(const Tensor& t, const Tensor& g_any) {
   if (!t.defined() || !t.requires_grad()) return;
+  const Tensor g = g_any.relayout(t.blocked());  // a gradient has its tensor's layout
   Tensor& slot = grad_slot(t);
   if (slot.defined()) {
     add_into(slot, g);
@@ -139,6 +141,7 @@ void accumulate(const Tensor& t, const Tensor& g) {
 
 void accumulate_fresh(const Tensor& t, Tensor g) {
   if (!t.defined() || !t.requires_grad()) return;
+  if (g.blocked() != t.blocked()) g = g.relayout(t.blocked());  // a gradient has its tensor's layout
   Tensor& slot = grad_slot(t);
   if (slot.defined()) {
     add_into(slot, g);

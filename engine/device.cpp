@@ -11,6 +11,7 @@ namespace sieve {
 namespace {
 Precision g_precision = Precision::fp32;
 bool g_cpu_fast_path = true;
+bool g_cpu_blocked_layout = true;
 thread_local bool g_host_sync_free = false;
 }
 
@@ -49,6 +50,9 @@ Precision precision() { return g_precision; }
 
 void set_cpu_fast_path(bool on) { g_cpu_fast_path = on; }
 bool cpu_fast_path() { return g_cpu_fast_path; }
+
+void set_cpu_blocked_layout(bool on) { g_cpu_blocked_layout = on; }
+bool cpu_blocked_layout() { return g_cpu_blocked_layout; }
 
 #if !SIEVE_WITH_CUDA
 bool cuda_available() { return false; }

@@ -107,4 +107,11 @@ Precision precision();
 void set_cpu_fast_path(bool on);
 bool cpu_fast_path();
 
+// With the fast path, convolutions without bias whose output channels are a multiple of 16 write
+// the blocked layout (Tensor::blocked) that oneDNN computes in, and batch norm, ReLU and the
+// residual adds keep it: no reorder between layers. On by default; off for A/B measurements and
+// tests of the plain path.
+void set_cpu_blocked_layout(bool on);
+bool cpu_blocked_layout();
+
 }  // namespace sieve

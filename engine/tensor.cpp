@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "engine/cpu/onednn.h"
 #include "engine/device.h"
 #include "engine/dispatch.h"
 #if SIEVE_WITH_CUDA
@@ -55,6 +56,31 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   return t;
 }
 
+Tensor Tensor::empty_blocked(const Shape& shape) {
+  SIEVE_CHECK(can_block(shape, DType::f32, Device::cpu), "tensor: shape ", shape_str(shape),
+              " has no blocked layout (it needs (N, C, H, W) with C a multiple of 16)");
+  Tensor t = empty(shape, DType::f32, Device::cpu);
+  t.blocked_ = true;
+  return t;
+}
+
+Tensor Tensor::empty_like(const Tensor& t) {
+  return t.blocked_ ? empty_blocked(t.shape()) : empty(t.shape(), t.dtype(), t.device());
+}
+
+Tensor Tensor::zeros_like(const Tensor& t) {
+  Tensor z = empty_like(t);
+  z.zero_();
+  return z;
+}
+
+Tensor Tensor::relayout(bool blocked) const {
+  if (blocked == blocked_) return *this;
+  Tensor t = blocked ? empty_blocked(shape_) : empty(shape_, dtype_, device());
+  cpu::reorder_blocked(shape_[0], shape_[1], shape_[2] * shape_[3], elements<float>(), blocked_, t.elements<float>());
+  return t;
+}
+
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
   return full(shape, 0.0, dtype, device);
 }
@@ -88,6 +114,7 @@ int64_t Tensor::dim(int i) const {
 
 Tensor Tensor::to(Device dev) const {
   if (dev == device()) return *this;
+  if (blocked_) return relayout(false).to(dev);
   Tensor t = empty(shape_, dtype_, dev);
   copy_bytes(t.raw(), dev, raw(), device(), nbytes());
   return t;
@@ -125,6 +152,7 @@ void store_host(void* p, DType t, int64_t i, double v) {
 
 Tensor Tensor::to(DType dt) const {
   if (dt == dtype_) return *this;
+  if (blocked_) return relayout(false).to(dt);
   Tensor t = empty(shape_, dt, device());
   const int64_t n = numel();
   if (is_cuda()) {
@@ -136,7 +164,7 @@ Tensor Tensor::to(DType dt) const {
 }
 
 Tensor Tensor::clone() const {
-  Tensor t = empty(shape_, dtype_, device());
+  Tensor t = empty_like(*this);
   t.copy_(*this);
   return t;
 }
@@ -145,6 +173,13 @@ void Tensor::copy_(const Tensor& src) {
   SIEVE_CHECK(numel() == src.numel() && dtype_ == src.dtype_, "copy_: destination ",
               shape_str(shape_), " ", dtype_name(dtype_), " and source ", shape_str(src.shape_), " ",
               dtype_name(src.dtype_), " differ");
+  if (src.blocked_ != blocked_) {
+    SIEVE_CHECK(shape_ == src.shape_, "copy_: a blocked tensor copies only into its own shape ", shape_str(src.shape_),
+                ", not ", shape_str(shape_));
+    const Tensor same = src.relayout(blocked_);
+    copy_bytes(raw(), device(), same.raw(), same.device(), nbytes());
+    return;
+  }
   copy_bytes(raw(), device(), src.raw(), src.device(), nbytes());
 }
 
@@ -173,6 +208,7 @@ template <class T>
 std::vector<T> Tensor::to_vector() const {
   SIEVE_CHECK(dtype_ == dtype_of<T>(), "to_vector: tensor is ", dtype_name(dtype_), ", asked for ",
               dtype_name(dtype_of<T>()));
+  if (blocked_) return relayout(false).to_vector<T>();
   std::vector<T> out(static_cast<size_t>(numel()));
   copy_bytes(out.data(), Device::cpu, raw(), device(), nbytes());
   return out;
@@ -184,6 +220,7 @@ template std::vector<int64_t> Tensor::to_vector() const;
 template std::vector<uint8_t> Tensor::to_vector() const;
 
 std::vector<double> Tensor::to_double() const {
+  if (blocked_) return relayout(false).to_double();
   const Tensor host = to(Device::cpu);
   std::vector<double> out(static_cast<size_t>(numel()));
   for (int64_t i = 0; i < numel(); ++i) out[i] = load_host(host.raw(), dtype_, i);
@@ -198,6 +235,8 @@ double Tensor::item() const {
 Tensor Tensor::view(const Shape& shape) const {
   SIEVE_CHECK(sieve::numel(shape) == numel(), "view: cannot view ", shape_str(shape_), " as ",
               shape_str(shape));
+  SIEVE_CHECK(!blocked_ || shape == shape_, "view: a blocked ", shape_str(shape_), " tensor cannot be viewed as ",
+              shape_str(shape), "; take to_plain() of it first");
   Tensor t = *this;
   t.shape_ = shape;
   t.meta_ = std::make_shared<AutogradMeta>();
@@ -205,6 +244,7 @@ Tensor Tensor::view(const Shape& shape) const {
 }
 
 Tensor Tensor::slice(int64_t offset, const Shape& shape) const {
+  SIEVE_CHECK(!blocked_, "slice: of a blocked ", shape_str(shape_), " tensor; take to_plain() of it first");
   SIEVE_CHECK(offset >= 0 && offset + sieve::numel(shape) <= numel(), "slice: elements [", offset,
               ", ", offset + sieve::numel(shape), ") out of a tensor of ", numel());
   Tensor t = *this;

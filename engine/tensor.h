@@ -35,8 +35,9 @@ class Tensor {
   static Tensor zeros(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu);
   static Tensor full(const Shape& shape, double value, DType dtype = DType::f32,
                      Device device = Device::cpu);
-  static Tensor empty_like(const Tensor& t) { return empty(t.shape(), t.dtype(), t.device()); }
-  static Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype(), t.device()); }
+  // Same shape, dtype, device and layout.
+  static Tensor empty_like(const Tensor& t);
+  static Tensor zeros_like(const Tensor& t);
   template <class T>
   static Tensor from_vector(const std::vector<T>& values, const Shape& shape,
                             Device device = Device::cpu);
@@ -52,13 +53,37 @@ class Tensor {
   bool is_cuda() const { return device() == Device::cuda; }
 
   void* raw() const { return static_cast<char*>(storage_->data) + offset_; }
+  // The elements in row-major order of shape(). A blocked tensor has no such order: an op that
+  // does not know the blocked layout fails here, clearly, instead of reading it wrongly.
   template <class T>
   T* data() const {
+    SIEVE_CHECK(!blocked_, "tensor: data() of a ", shape_str(shape_), " tensor in the blocked (nChw16c) layout; "
+                "the op must take to_plain() of it first");
+    return elements<T>();
+  }
+  // The elements in storage order, whatever the layout: for elementwise kernels (whose operands
+  // share one layout) and kernels that know the blocked layout.
+  template <class T>
+  T* elements() const {
     SIEVE_CHECK(defined(), "tensor: data() of an undefined tensor");
     SIEVE_CHECK(dtype_ == dtype_of<T>(), "tensor: data<", dtype_name(dtype_of<T>()),
                 ">() on a ", dtype_name(dtype_), " tensor");
     return static_cast<T*>(raw());
   }
+
+  // The CPU fast path's blocked layout for (N, C, H, W) f32 activations with C a multiple of 16
+  // (oneDNN's nChw16c): element (n, c, h, w) lives at ((n * C/16 + c/16) * H * W + h * W + w) * 16
+  // + c % 16. Convolutions and batch norm work on it without reordering; every other op takes
+  // to_plain() first. shape() is always the logical (N, C, H, W).
+  bool blocked() const { return blocked_; }
+  static bool can_block(const Shape& shape, DType dtype, Device device) {
+    return shape.size() == 4 && shape[1] % 16 == 0 && dtype == DType::f32 && device == Device::cpu;
+  }
+  // A copy in the blocked (true) or the plain (false) layout, or this tensor when it is in it
+  // already. Not recorded by autograd (the to_plain op is).
+  Tensor relayout(bool blocked) const;
+  // An empty tensor of the blocked layout.
+  static Tensor empty_blocked(const Shape& shape);
 
   Tensor to(Device device) const;  // copy (or this tensor when already there)
   Tensor to(DType dtype) const;    // converted copy on the same device
@@ -74,7 +99,8 @@ class Tensor {
   double item() const;                // the single element of a one-element tensor
 
   // Same storage, new shape with the same number of elements; not recorded by autograd
-  // (the reshape op is). slice() views `shape` elements starting at element `offset`.
+  // (the reshape op is). slice() views `shape` elements starting at element `offset`. A blocked
+  // tensor can only be viewed with its own shape.
   Tensor view(const Shape& shape) const;
   Tensor slice(int64_t offset, const Shape& shape) const;
   bool shares_storage(const Tensor& other) const { return storage_ == other.storage_; }
@@ -93,6 +119,7 @@ class Tensor {
   size_t offset_ = 0;  // bytes into storage_
   Shape shape_;
   DType dtype_ = DType::f32;
+  bool blocked_ = false;
   std::shared_ptr<AutogradMeta> meta_;
 };
 

@@ -2,6 +2,9 @@
 // (SIEVE_KERNELS_ISA = avx512); kernels.h's entry points pick the build the CPU can run.
 #include <algorithm>
 #include <cmath>
+#include <vector>
+
+#include <omp.h>
 
 #include "engine/cpu/kernels.h"
 
@@ -28,9 +31,135 @@ double channel_sum(int64_t n, int64_t c, int64_t channels, int64_t hw, F&& f) {
   return total;
 }
 
+// The blocked layout (nChw16c): plane (s, b) holds hw pixels of the kLanes channels b * kLanes
+// ... b * kLanes + kLanes - 1, interleaved, so one vector holds one pixel of kLanes channels and
+// the per-channel loops need no horizontal sums.
+constexpr int64_t kLanes = 16;
+
+// sums[ch] = sum over the samples and pixels of channel ch of f(k, ch), k the storage offset: f32
+// sums of kChunk pixels per lane (as short as the plain kernel's vectorised partial sums), gathered
+// in f64 per thread and then over the threads in their order (a static schedule: the same sums
+// every run). Threaded over samples as well as blocks: ResNet-20's widest layers have one block.
+constexpr int64_t kChunk = 32;
+template <class F>
+void blocked_channel_sums(int64_t n, int64_t c, int64_t hw, F&& f, double* sums) {
+  const int64_t blocks = c / kLanes;
+  const int threads = omp_get_max_threads();
+  std::vector<double> parts(static_cast<size_t>(threads * c), 0.0);
+#pragma omp parallel num_threads(threads)
+  {
+    double* mine = parts.data() + static_cast<size_t>(omp_get_thread_num() * c);
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t s = 0; s < n; ++s)
+      for (int64_t b = 0; b < blocks; ++b) {
+        const int64_t base = (s * blocks + b) * hw * kLanes;
+        for (int64_t i0 = 0; i0 < hw; i0 += kChunk) {
+          float acc[kLanes] = {};
+          for (int64_t i = i0; i < std::min(hw, i0 + kChunk); ++i) {
+#pragma omp simd
+            for (int64_t l = 0; l < kLanes; ++l) acc[l] += f(base + i * kLanes + l, b * kLanes + l);
+          }
+          for (int64_t l = 0; l < kLanes; ++l) mine[b * kLanes + l] += acc[l];
+        }
+      }
+  }
+  for (int64_t ch = 0; ch < c; ++ch) {
+    double total = 0.0;
+    for (int t = 0; t < threads; ++t) total += parts[static_cast<size_t>(t * c + ch)];
+    sums[ch] = total;
+  }
+}
+
+// out[k] = f(k, ch) over a blocked tensor, threaded over samples and blocks.
+template <class F>
+void blocked_map(int64_t n, int64_t c, int64_t hw, float* out, F&& f) {
+  const int64_t blocks = c / kLanes;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t s = 0; s < n; ++s)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t base = (s * blocks + b) * hw * kLanes;
+      for (int64_t i = 0; i < hw; ++i) {
+#pragma omp simd
+        for (int64_t l = 0; l < kLanes; ++l) out[base + i * kLanes + l] = f(base + i * kLanes + l, b * kLanes + l);
+      }
+    }
+}
+
+// The statistics of one channel from its sums (training) or the running stats (eval), with the
+// running stats' update; the same arithmetic as the plain kernel's.
+void blocked_forward(const BatchNormForward& a) {
+  const double m = static_cast<double>(a.n * a.hw);
+  std::vector<double> mu(a.c), var(a.c);
+  std::vector<float> muf(a.c), scale(a.c), shift(a.c);
+  const float* x = a.x;
+  if (a.training) {
+    blocked_channel_sums(a.n, a.c, a.hw, [x](int64_t k, int64_t) { return x[k]; }, mu.data());
+    for (int64_t ch = 0; ch < a.c; ++ch) muf[ch] = static_cast<float>(mu[ch] /= m);
+    const float* mp = muf.data();
+    blocked_channel_sums(a.n, a.c, a.hw, [x, mp](int64_t k, int64_t ch) {
+      const float d = x[k] - mp[ch];
+      return d * d;
+    }, var.data());
+  }
+  for (int64_t ch = 0; ch < a.c; ++ch) {
+    double istd;
+    if (a.training) {
+      var[ch] /= m;
+      istd = 1.0 / std::sqrt(var[ch] + a.eps);
+      a.running_mean[ch] = static_cast<float>((1.0 - a.momentum) * a.running_mean[ch] + a.momentum * mu[ch]);
+      a.running_var[ch] =
+          static_cast<float>((1.0 - a.momentum) * a.running_var[ch] + a.momentum * var[ch] * m / (m - 1.0));
+    } else {
+      mu[ch] = a.running_mean[ch];
+      istd = 1.0 / std::sqrt(static_cast<double>(a.running_var[ch]) + a.eps);
+    }
+    a.mean[ch] = static_cast<float>(mu[ch]);
+    a.invstd[ch] = static_cast<float>(istd);
+    scale[ch] = static_cast<float>(a.weight[ch] * istd);
+    shift[ch] = static_cast<float>(a.bias[ch] - mu[ch] * a.weight[ch] * istd);
+  }
+  const float *sc = scale.data(), *sh = shift.data();
+  if (a.relu)
+    blocked_map(a.n, a.c, a.hw, a.y, [x, sc, sh](int64_t k, int64_t ch) { return std::max(x[k] * sc[ch] + sh[ch], 0.0f); });
+  else
+    blocked_map(a.n, a.c, a.hw, a.y, [x, sc, sh](int64_t k, int64_t ch) { return x[k] * sc[ch] + sh[ch]; });
+}
+
+template <bool Relu>
+void blocked_backward(const BatchNormBackward& a) {
+  const double m = static_cast<double>(a.n * a.hw);
+  const float *x = a.x, *y = a.y, *dy = a.dy, *mu = a.mean;
+  auto g = [y, dy](int64_t k) {
+    const float d = dy[k];  // loaded unconditionally, so the select vectorises
+    if constexpr (Relu) return y[k] > 0.0f ? d : 0.0f;
+    else return d;
+  };
+  std::vector<double> sum_g(a.c), sum_gx(a.c);
+  blocked_channel_sums(a.n, a.c, a.hw, [&g](int64_t k, int64_t) { return g(k); }, sum_g.data());
+  blocked_channel_sums(a.n, a.c, a.hw, [&g, x, mu](int64_t k, int64_t ch) { return g(k) * (x[k] - mu[ch]); },
+                       sum_gx.data());
+  std::vector<float> k_g(a.c), k_0(a.c), k_x(a.c);
+  for (int64_t ch = 0; ch < a.c; ++ch) {
+    const double istd = a.invstd[ch];
+    const double sum_g_xhat = istd * sum_gx[ch];
+    a.dweight[ch] = static_cast<float>(sum_g_xhat);
+    a.dbias[ch] = static_cast<float>(sum_g[ch]);
+    const double w_istd = a.weight[ch] * istd;
+    k_g[ch] = static_cast<float>(w_istd);
+    k_0[ch] = a.training ? static_cast<float>(w_istd * sum_g[ch] / m) : 0.0f;
+    k_x[ch] = a.training ? static_cast<float>(w_istd * istd * sum_g_xhat / m) : 0.0f;
+  }
+  if (!a.dx) return;
+  const float *kg = k_g.data(), *k0 = k_0.data(), *kx = k_x.data();
+  blocked_map(a.n, a.c, a.hw, a.dx, [&g, x, mu, kg, k0, kx](int64_t k, int64_t ch) {
+    return kg[ch] * g(k) - k0[ch] - kx[ch] * (x[k] - mu[ch]);
+  });
+}
+
 }  // namespace
 
 void batchnorm_forward_fast(const BatchNormForward& a) {
+  if (a.blocked) return blocked_forward(a);
   const double m = static_cast<double>(a.n * a.hw);
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < a.c; ++c) {
@@ -111,6 +240,7 @@ void batchnorm_backward_channels(const BatchNormBackward& a) {
 }  // namespace
 
 void batchnorm_backward_fast(const BatchNormBackward& a) {
+  if (a.blocked) return a.y ? blocked_backward<true>(a) : blocked_backward<false>(a);
   if (a.y)
     batchnorm_backward_channels<true>(a);
   else

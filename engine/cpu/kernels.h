@@ -6,14 +6,14 @@
 
 namespace sieve::cpu {
 
-// x, y: (N, C, HW). Training: batch statistics into mean / invstd (C,) and the running stats
+// x, y: (N, C, HW), or blocked (nChw16c, C a multiple of 16: see Tensor::blocked). Training: batch statistics into mean / invstd (C,) and the running stats
 // updated as PyTorch does (unbiased running variance); eval: normalises with the running stats.
 struct BatchNormForward {
   const float *x, *weight, *bias;
   float *running_mean, *running_var;
   float *mean, *invstd, *y;
   int64_t n, c, hw;
-  bool training, relu;
+  bool blocked, training, relu;
   double momentum, eps;
 };
 void batchnorm_forward_fast(const BatchNormForward& a);
@@ -24,7 +24,7 @@ struct BatchNormBackward {
   const float *x, *y, *dy, *mean, *invstd, *weight;
   float *dx, *dweight, *dbias;
   int64_t n, c, hw;
-  bool training;
+  bool blocked, training;
 };
 void batchnorm_backward_fast(const BatchNormBackward& a);
 

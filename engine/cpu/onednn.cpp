@@ -113,9 +113,13 @@ class Operand {
 
 enum class Pass : int64_t { forward, backward_data, backward_weights };
 
-// Plain descriptions of the three tensors of a convolution, in sieve's layouts (all f32).
-memory::desc plain_x(const ConvShape& g) { return {{g.n, g.c, g.h, g.w}, dt::f32, tag::nchw}; }
-memory::desc plain_y(const ConvShape& g) { return {{g.n, g.k, g.p, g.q}, dt::f32, tag::nchw}; }
+// The three tensors of a convolution in sieve's layouts (all f32): x and y plain NCHW or blocked.
+memory::desc plain_x(const ConvShape& g) {
+  return {{g.n, g.c, g.h, g.w}, dt::f32, g.x_blocked ? tag::nChw16c : tag::nchw};
+}
+memory::desc plain_y(const ConvShape& g) {
+  return {{g.n, g.k, g.p, g.q}, dt::f32, g.y_blocked ? tag::nChw16c : tag::nchw};
+}
 memory::desc plain_w(const ConvShape& g) {
   if (g.groups == 1) return {{g.k, g.c, g.r, g.s}, dt::f32, tag::oihw};
   return {{g.groups, g.k / g.groups, g.c / g.groups, g.r, g.s}, dt::f32, tag::goihw};
@@ -190,12 +194,12 @@ std::unique_ptr<Plan> make_plan(const ConvShape& g, bool bf16, Pass pass) {
   return plan;
 }
 
-using PlanKey = std::array<int64_t, 14>;
+using PlanKey = std::array<int64_t, 16>;
 
 Plan& plan_for(const ConvShape& g, bool bf16, Pass pass) {
   static std::map<PlanKey, std::unique_ptr<Plan>> cache;
-  const PlanKey key{g.n, g.c, g.h, g.w, g.k, g.r, g.s, g.p, g.q, g.stride, g.pad, g.groups, bf16,
-                    static_cast<int64_t>(pass)};
+  const PlanKey key{g.n, g.c, g.h, g.w, g.k, g.r, g.s, g.p, g.q, g.stride, g.pad, g.groups, g.x_blocked,
+                    g.y_blocked, bf16, static_cast<int64_t>(pass)};
   auto it = cache.find(key);
   if (it != cache.end()) return *it->second;
   try {
@@ -238,6 +242,18 @@ void conv2d_backward_onednn(const ConvShape& g, const float* x, const KeptInput&
     weights->run_on(x_mem, shared_dy ? shared_dy : weights->b.input(dy), dw);
   }
   if (data) data->run_on(shared_dy ? shared_dy : data->a.input(dy), data->b.input(w), dx);
+}
+
+void reorder_blocked(int64_t n, int64_t c, int64_t hw, const float* src, bool src_blocked, float* dst) {
+  static std::map<std::array<int64_t, 4>, dnnl::reorder> cache;
+  const memory::desc plain({n, c, hw, 1}, dt::f32, tag::nchw), blocked({n, c, hw, 1}, dt::f32, tag::nChw16c);
+  const memory::desc& from = src_blocked ? blocked : plain;
+  const memory::desc& to = src_blocked ? plain : blocked;
+  memory a(from, cpu_engine(), const_cast<float*>(src)), b(to, cpu_engine(), dst);
+  auto it = cache.find({n, c, hw, src_blocked});
+  if (it == cache.end()) it = cache.emplace(std::array<int64_t, 4>{n, c, hw, src_blocked}, dnnl::reorder(a, b)).first;
+  it->second.execute(cpu_stream(), a, b);
+  cpu_stream().wait();
 }
 
 std::string conv2d_onednn_impl(const ConvShape& g, bool bf16) { return plan_for(g, bf16, Pass::forward).impl; }

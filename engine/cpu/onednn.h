@@ -12,8 +12,11 @@
 namespace sieve::cpu {
 
 // One convolution's sizes: x (n, c, h, w), w (k, c/groups, r, s), y (n, k, p, q).
+// x_blocked / y_blocked: x and y (and their gradients) are in the blocked layout (nChw16c, see
+// Tensor::blocked), else plain NCHW.
 struct ConvShape {
   int64_t n, c, h, w, k, r, s, p, q, stride, pad, groups;
+  bool x_blocked = false, y_blocked = false;
 };
 
 // The forward pass's input in oneDNN's layout, kept for the backward-weights pass so that it
@@ -33,6 +36,10 @@ void conv2d_backward_onednn(const ConvShape& g, const float* x, const KeptInput&
 // The implementation oneDNN chose for a shape's forward pass, e.g. "brg:avx512_core" (for
 // benchmarks and for tests that must not run a reference kernel by accident).
 std::string conv2d_onednn_impl(const ConvShape& g, bool bf16);
+
+// Copies n samples of c channels of hw pixels between the plain layout (N, C, HW) and the blocked
+// one (nChw16c, c a multiple of 16): src_blocked says which way. Tensor::relayout's kernel.
+void reorder_blocked(int64_t n, int64_t c, int64_t hw, const float* src, bool src_blocked, float* dst);
 
 // "oneDNN 2.6.3 (cpu runtime OpenMP, isa avx512_core_bf16)".
 std::string onednn_version();

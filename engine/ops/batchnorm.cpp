@@ -8,6 +8,7 @@
 #include "engine/cpu/kernels.h"
 #include "engine/device.h"
 #include "engine/dispatch.h"
+#include "engine/ops/elementwise.h"
 #if SIEVE_WITH_CUDA
 #include "engine/cuda/batchnorm_cuda.h"
 #endif
@@ -146,18 +147,20 @@ void forward_fast(const Tensor& x, const Tensor& weight, const Tensor& bias, con
                   const Tensor& running_var, const BatchNormParams& p, const Tensor& mean, const Tensor& invstd,
                   const Tensor& y) {
   const Extents e = extents(x);
-  cpu::batchnorm_forward_fast({x.data<float>(), weight.data<float>(), bias.data<float>(), running_mean.data<float>(),
-                               running_var.data<float>(), mean.data<float>(), invstd.data<float>(), y.data<float>(),
-                               e.N, e.C, e.HW, p.training, p.fuse_relu, p.momentum, p.eps});
+  cpu::batchnorm_forward_fast({x.elements<float>(), weight.data<float>(), bias.data<float>(),
+                               running_mean.data<float>(), running_var.data<float>(), mean.data<float>(),
+                               invstd.data<float>(), y.elements<float>(), e.N, e.C, e.HW, x.blocked(), p.training,
+                               p.fuse_relu, p.momentum, p.eps});
 }
 
 void backward_fast(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& mean, const Tensor& invstd,
                    const Tensor& weight, bool training, const Tensor& dx, const Tensor& dweight, const Tensor& dbias) {
   const Extents e = extents(x);
-  cpu::batchnorm_backward_fast({x.data<float>(), y.defined() ? y.data<float>() : nullptr, dy.data<float>(),
-                                mean.data<float>(), invstd.data<float>(), weight.data<float>(),
-                                dx.defined() ? dx.data<float>() : nullptr, dweight.data<float>(),
-                                dbias.data<float>(), e.N, e.C, e.HW, training});
+  // x, y, dy and dx share x's layout (blocked or plain).
+  cpu::batchnorm_backward_fast({x.elements<float>(), y.defined() ? y.elements<float>() : nullptr,
+                                dy.elements<float>(), mean.data<float>(), invstd.data<float>(), weight.data<float>(),
+                                dx.defined() ? dx.elements<float>() : nullptr, dweight.data<float>(),
+                                dbias.data<float>(), e.N, e.C, e.HW, x.blocked(), training});
 }
 
 #if SIEVE_WITH_CUDA
@@ -197,8 +200,9 @@ void backward_cuda(const Tensor& x, const Tensor& y, const Tensor& dy, const Ten
 
 Tensor batchnorm2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
                    const Tensor& running_mean, const Tensor& running_var, BatchNormParams p) {
+  if (x.blocked() && !use_fast(x)) return batchnorm2d(to_plain(x), weight, bias, running_mean, running_var, p);
   check_inputs(x, weight, bias, running_mean, running_var, p);
-  Tensor y = Tensor::empty_like(x);
+  Tensor y = Tensor::empty_like(x);  // x's layout
   Tensor mean = Tensor::empty_like(running_mean);
   Tensor invstd = Tensor::empty_like(running_mean);
   if (x.is_cuda()) {
@@ -216,19 +220,23 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
     // (Its data only: the node must not own its own output.)
     const Tensor relu_out = p.fuse_relu ? y.view(y.shape()) : Tensor();
     autograd::record(
-        y, {&x, &weight, &bias}, [x, weight, bias, mean, invstd, relu_out, training = p.training](const Tensor& dy) {
-          Tensor dx = x.requires_grad() ? Tensor::empty_like(x) : Tensor();
+        y, {&x, &weight, &bias},
+        [x, weight, bias, mean, invstd, relu_out, training = p.training](const Tensor& dy_any) {
+          // The fast path works in x's layout; the others take plain tensors.
+          const bool fast = use_fast(dy_any);
+          const Tensor dy = dy_any.relayout(fast && x.blocked());
+          const Tensor xs = fast ? x : x.relayout(false), ys = fast ? relu_out : relu_out.relayout(false);
+          Tensor dx = x.requires_grad() ? Tensor::empty_like(xs) : Tensor();
           Tensor dweight = Tensor::empty_like(weight);
           Tensor dbias = Tensor::empty_like(bias);
           if (dy.is_cuda()) {
             SIEVE_IF_CUDA(
                 backward_cuda(x, relu_out, dy, mean, invstd, weight, training, dx, dweight, dbias));
-          } else if (use_fast(dy)) {
-            backward_fast(x, relu_out, dy, mean, invstd, weight, training, dx, dweight, dbias);
+          } else if (fast) {
+            backward_fast(xs, ys, dy, mean, invstd, weight, training, dx, dweight, dbias);
           } else {
             dispatch_float(kOp, dy.dtype(), [&](auto tag) {
-              backward_cpu<decltype(tag)>(x, relu_out, dy, mean, invstd, weight, training, dx,
-                                          dweight, dbias);
+              backward_cpu<decltype(tag)>(xs, ys, dy, mean, invstd, weight, training, dx, dweight, dbias);
             });
           }
           autograd::accumulate_fresh(x, std::move(dx));

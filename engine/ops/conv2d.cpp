@@ -10,6 +10,7 @@
 #include "engine/device.h"
 #include "engine/dispatch.h"
 #include "engine/flops.h"
+#include "engine/ops/elementwise.h"
 #include "engine/ops/linear.h"
 #if SIEVE_WITH_CUDA
 #include "engine/cuda/conv2d_cuda.h"
@@ -236,8 +237,8 @@ void depthwise_backward_filter_cpu(const T* x, const T* dy, T* dw, const Geometr
 // the reference.
 bool use_onednn(const Tensor& t) { return t.dtype() == DType::f32 && cpu_fast_path(); }
 bool onednn_bf16() { return precision() == Precision::bf16; }
-cpu::ConvShape onednn_shape(const Geometry& g) {
-  return {g.n, g.c, g.h, g.w, g.k, g.r, g.s, g.p, g.q, g.stride, g.pad, g.groups};
+cpu::ConvShape onednn_shape(const Geometry& g, bool x_blocked, bool y_blocked) {
+  return {g.n, g.c, g.h, g.w, g.k, g.r, g.s, g.p, g.q, g.stride, g.pad, g.groups, x_blocked, y_blocked};
 }
 
 #if SIEVE_WITH_CUDA
@@ -253,16 +254,23 @@ cuda::ConvShape cuda_shape(const Geometry& g) {
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams prm) {
+  if (x.blocked() && !use_onednn(x)) return conv2d(to_plain(x), w, bias, prm);
   const Geometry g = geometry(x, w, bias, prm);
   count_flops(2 * g.n * g.k * g.pq() * g.rows());
-  Tensor y = Tensor::empty({g.n, g.k, g.p, g.q}, x.dtype(), x.device());
+  // oneDNN computes in the blocked layout: the output stays in it (Tensor::blocked) when the next
+  // op can take it, the batch norm that follows every bias-free convolution of the models.
+  const bool y_blocked = use_onednn(x) && cpu_blocked_layout() && !bias.defined() &&
+                         Tensor::can_block({g.n, g.k, g.p, g.q}, x.dtype(), x.device());
+  Tensor y = y_blocked ? Tensor::empty_blocked({g.n, g.k, g.p, g.q})
+                       : Tensor::empty({g.n, g.k, g.p, g.q}, x.dtype(), x.device());
+  const cpu::ConvShape shape = onednn_shape(g, x.blocked(), y_blocked);
   const bool bf16 = onednn_bf16();
   cpu::KeptInput kept_x;  // x in oneDNN's layout, for the backward-weights pass
   if (x.is_cuda()) {
     check_cuda_f32("conv2d", x);
     SIEVE_IF_CUDA(cuda::conv2d_forward(cuda_shape(g), x.data<float>(), w.data<float>(), y.data<float>()));
   } else if (use_onednn(x)) {
-    kept_x = cpu::conv2d_forward_onednn(onednn_shape(g), x.data<float>(), w.data<float>(), y.data<float>(), bf16,
+    kept_x = cpu::conv2d_forward_onednn(shape, x.elements<float>(), w.data<float>(), y.elements<float>(), bf16,
                                         w.requires_grad() && autograd::needs_grad({&x, &w, &bias}));
   } else {
     dispatch_float("conv2d", x.dtype(), [&](auto tag) {
@@ -276,10 +284,13 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
   if (bias.defined()) add_channel_bias_(y, bias);
 
   if (autograd::needs_grad({&x, &w, &bias})) {
-    autograd::record(y, {&x, &w, &bias}, [x, w, bias, g, bf16, kept_x](const Tensor& dy) {
-      Tensor dx = x.requires_grad() ? Tensor::empty_like(x) : Tensor();
+    autograd::record(y, {&x, &w, &bias}, [x, w, bias, g, shape, bf16, kept_x](const Tensor& dy_any) {
+      const bool fast = use_onednn(dy_any);
+      // dy has y's layout; dx gets x's. The other paths read and write plain tensors.
+      const Tensor dy = dy_any.relayout(fast && shape.y_blocked);
+      Tensor dx = !x.requires_grad() ? Tensor() : fast ? Tensor::empty_like(x) : Tensor::empty(x.shape(), x.dtype(), x.device());
       Tensor dw = w.requires_grad() ? Tensor::empty_like(w) : Tensor();
-      auto data_of = [](Tensor& t) { return t.defined() ? t.data<float>() : nullptr; };
+      auto data_of = [](Tensor& t) { return t.defined() ? t.elements<float>() : nullptr; };
       if (dy.is_cuda()) {
         if (dx.defined()) {
           SIEVE_IF_CUDA(cuda::conv2d_backward_data(cuda_shape(g), w.data<float>(), dy.data<float>(),
@@ -289,12 +300,14 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
           SIEVE_IF_CUDA(cuda::conv2d_backward_filter(cuda_shape(g), x.data<float>(), dy.data<float>(),
                                                      dw.data<float>()));
         }
-      } else if (use_onednn(dy)) {
-        cpu::conv2d_backward_onednn(onednn_shape(g), x.data<float>(), kept_x, w.data<float>(), dy.data<float>(),
+      } else if (fast) {
+        cpu::conv2d_backward_onednn(shape, x.elements<float>(), kept_x, w.data<float>(), dy.elements<float>(),
                                     data_of(dx), data_of(dw), bf16);
       } else {
+        const Tensor xp = x.relayout(false);
         dispatch_float("conv2d backward", dy.dtype(), [&](auto tag) {
           using T = decltype(tag);
+          const Tensor& x = xp;
           const bool depthwise = g.cg() == 1;
           if (dx.defined() && depthwise) depthwise_backward_data_cpu(w.data<T>(), dy.data<T>(), dx.data<T>(), g);
           if (dx.defined() && !depthwise) conv2d_backward_data_cpu(w.data<T>(), dy.data<T>(), dx.data<T>(), g);

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "engine/autograd.h"
+#include "engine/device.h"
 #include "engine/dispatch.h"
 #if SIEVE_WITH_CUDA
 #include "engine/cuda/elementwise_cuda.h"
@@ -19,7 +20,8 @@ constexpr int64_t kParallelMin = 1 << 15;
 
 // The gradient through y = clamp(x, 0, cap): dy where 0 < y < cap, or where 0 < y when cap is
 // +inf (ReLU, as PyTorch's threshold_backward: +inf passes its gradient).
-Tensor clamp_grad(const char* op, const Tensor& y, const Tensor& dy, double cap) {
+Tensor clamp_grad(const char* op, const Tensor& y, const Tensor& dy_any, double cap) {
+  const Tensor dy = dy_any.relayout(y.blocked());
   Tensor dx = Tensor::empty_like(dy);
   const int64_t n = dy.numel();
   if (dy.is_cuda()) {
@@ -31,9 +33,9 @@ Tensor clamp_grad(const char* op, const Tensor& y, const Tensor& dy, double cap)
   const bool capped = !std::isinf(cap);
   dispatch_float(op, dy.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T* yp = y.data<T>();
-    const T* g = dy.data<T>();
-    T* d = dx.data<T>();
+    const T* yp = y.elements<T>();  // one layout, so elementwise in storage order
+    const T* g = dy.elements<T>();
+    T* d = dx.elements<T>();
     const T top = static_cast<T>(cap);
     // Both operands loaded unconditionally: a load under the condition keeps the loop scalar.
     if (capped) {
@@ -64,8 +66,8 @@ Tensor clamp_op(const char* op, const Tensor& x, double cap) {
   } else {
     dispatch_float(op, x.dtype(), [&](auto tag) {
       using T = decltype(tag);
-      const T* xp = x.data<T>();
-      T* yp = y.data<T>();
+      const T* xp = x.elements<T>();  // y has x's layout
+      T* yp = y.elements<T>();
       const T top = static_cast<T>(cap);
       // Selects that keep NaN (no comparison with NaN is true) and vectorise.
 #pragma omp parallel for simd if (n >= kParallelMin)
@@ -94,8 +96,8 @@ Tensor scaled(const Tensor& x, double s) {
   } else {
     dispatch_float("scale", x.dtype(), [&](auto tag) {
       using T = decltype(tag);
-      const T* xp = x.data<T>();
-      T* yp = y.data<T>();
+      const T* xp = x.elements<T>();  // y has x's layout
+      T* yp = y.elements<T>();
 #pragma omp parallel for simd if (n >= kParallelMin)
       for (int64_t i = 0; i < n; ++i) yp[i] = static_cast<T>(s) * xp[i];
     });
@@ -104,7 +106,8 @@ Tensor scaled(const Tensor& x, double s) {
 }
 
 // y = a * b elementwise (no autograd), for dropout's mask.
-Tensor multiplied(const Tensor& a, const Tensor& b) {
+Tensor multiplied(const Tensor& a, const Tensor& b_any) {
+  const Tensor b = b_any.relayout(a.blocked());
   Tensor y = Tensor::empty_like(a);
   const int64_t n = a.numel();
   if (a.is_cuda()) {
@@ -112,9 +115,9 @@ Tensor multiplied(const Tensor& a, const Tensor& b) {
   } else {
     dispatch_float("mul", a.dtype(), [&](auto tag) {
       using T = decltype(tag);
-      const T* ap = a.data<T>();
-      const T* bp = b.data<T>();
-      T* yp = y.data<T>();
+      const T* ap = a.elements<T>();  // one layout
+      const T* bp = b.elements<T>();
+      T* yp = y.elements<T>();
 #pragma omp parallel for simd if (n >= kParallelMin)
       for (int64_t i = 0; i < n; ++i) yp[i] = ap[i] * bp[i];
     });
@@ -128,6 +131,7 @@ Tensor add_op(const char* op, const Tensor& a, const Tensor& b, bool relu) {
   check_same_device(op, a, b);
   SIEVE_CHECK(a.dtype() == b.dtype(), op, ": dtypes ", dtype_name(a.dtype()), " and ",
               dtype_name(b.dtype()), " differ");
+  if (a.blocked() != b.blocked()) return add_op(op, to_plain(a), to_plain(b), relu);
   Tensor y = Tensor::empty_like(a);
   const int64_t n = a.numel();
   if (a.is_cuda()) {
@@ -138,9 +142,9 @@ Tensor add_op(const char* op, const Tensor& a, const Tensor& b, bool relu) {
   } else {
     dispatch_float(op, a.dtype(), [&](auto tag) {
       using T = decltype(tag);
-      const T* ap = a.data<T>();
-      const T* bp = b.data<T>();
-      T* yp = y.data<T>();
+      const T* ap = a.elements<T>();  // one layout
+      const T* bp = b.elements<T>();
+      T* yp = y.elements<T>();
       if (relu) {
 #pragma omp parallel for simd if (n >= kParallelMin)
         for (int64_t i = 0; i < n; ++i) {
@@ -178,6 +182,22 @@ Tensor relu6(const Tensor& x) { return clamp_op("relu6", x, 6.0); }
 Tensor add(const Tensor& a, const Tensor& b) { return add_op("add", a, b, false); }
 Tensor add_relu(const Tensor& a, const Tensor& b) { return add_op("add_relu", a, b, true); }
 
+Tensor to_plain(const Tensor& x) {
+  if (!x.blocked()) return x;
+  Tensor y = x.relayout(false);
+  // The gradient goes back into x's layout in accumulate.
+  if (autograd::needs_grad({&x})) autograd::record(y, {&x}, [x](const Tensor& dy) { autograd::accumulate(x, dy); });
+  return y;
+}
+
+Tensor to_blocked(const Tensor& x) {
+  if (x.blocked() || !cpu_fast_path() || !cpu_blocked_layout() || !Tensor::can_block(x.shape(), x.dtype(), x.device()))
+    return x;
+  Tensor y = x.relayout(true);
+  if (autograd::needs_grad({&x})) autograd::record(y, {&x}, [x](const Tensor& dy) { autograd::accumulate(x, dy); });
+  return y;
+}
+
 Tensor scale(const Tensor& x, double s) {
   Tensor y = scaled(x, s);
   if (autograd::needs_grad({&x}))
@@ -186,6 +206,7 @@ Tensor scale(const Tensor& x, double s) {
 }
 
 Tensor reshape(const Tensor& x, const Shape& shape) {
+  if (x.blocked()) return reshape(to_plain(x), shape);
   Tensor y = x.view(shape);
   if (autograd::needs_grad({&x}))
     autograd::record(y, {&x}, [x](const Tensor& dy) { autograd::accumulate(x, dy.view(x.shape())); });
@@ -200,6 +221,7 @@ Tensor flatten(const Tensor& x) {
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen, const Tensor& device_offset) {
   SIEVE_CHECK(p >= 0.0 && p < 1.0, "dropout: p must be in [0, 1), got ", p);
   if (!training || p == 0.0) return x;
+  if (x.blocked()) return dropout(to_plain(x), p, training, gen, device_offset);
   const int64_t n = x.numel();
   const uint64_t offset = gen.reserve(static_cast<uint64_t>(n));
   Tensor mask = Tensor::empty_like(x);

@@ -12,6 +12,12 @@ Tensor add(const Tensor& a, const Tensor& b);  // same shape
 Tensor add_relu(const Tensor& a, const Tensor& b);  // max(a + b, 0), one pass (residual joins)
 Tensor scale(const Tensor& x, double s);   // s * x
 Tensor reshape(const Tensor& x, const Shape& shape);
+// x in the plain layout (x itself when it is): what an op that does not know the blocked layout
+// (Tensor::blocked) takes of its input. Recorded by autograd.
+Tensor to_plain(const Tensor& x);
+// x in the blocked layout when the CPU fast path would use it (f32 on the CPU, channels a multiple
+// of 16, fast path and blocked layout on); else x. Recorded by autograd.
+Tensor to_blocked(const Tensor& x);
 Tensor flatten(const Tensor& x);           // (N, ...) -> (N, prod(...))
 
 // Inverted dropout: in training, zeroes each element with probability p (Philox draw

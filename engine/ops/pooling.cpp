@@ -8,6 +8,7 @@
 #include "engine/autograd.h"
 #include "engine/device.h"
 #include "engine/dispatch.h"
+#include "engine/ops/elementwise.h"
 #if SIEVE_WITH_CUDA
 #include "engine/cuda/pooling_cuda.h"
 #endif
@@ -215,14 +216,17 @@ Tensor pool2d(const char* op, PoolKind kind, const Tensor& x, int kernel, int st
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x, int kernel, int stride, int padding) {
+  if (x.blocked()) return max_pool2d(to_plain(x), kernel, stride, padding);
   return pool2d("max_pool2d", PoolKind::max, x, kernel, stride, padding);
 }
 
 Tensor avg_pool2d(const Tensor& x, int kernel, int stride, int padding) {
+  if (x.blocked()) return avg_pool2d(to_plain(x), kernel, stride, padding);
   return pool2d("avg_pool2d", PoolKind::avg, x, kernel, stride, padding);
 }
 
 Tensor global_avg_pool(const Tensor& x) {
+  if (x.blocked()) return global_avg_pool(to_plain(x));
   constexpr const char* op = "global_avg_pool";
   check_ndim(op, x, "x (N, C, H, W)", 4);
   const int64_t planes = x.dim(0) * x.dim(1), HW = x.dim(2) * x.dim(3);
