@@ -123,7 +123,9 @@ bool fast_max_pool_2x2(const PoolShape& s, DType dtype) {
   return dtype == DType::f32 && cpu_fast_path() && s.kernel == 2 && s.stride == 2 && s.padding == 0;
 }
 
-// Index of the window's argmax among the four (a, b on the top row, c, d below).
+// Index of the window's argmax among the four (a, b on the top row, c, d below): window_argmax's
+// rule on values held in registers. Calling window_argmax itself here (one rule in one place)
+// was measured slower: VGG-16-BN batch 128 evaluation 367 -> 331 img/s, training 110 -> 106.
 inline int argmax4(float a, float b, float c, float d) {
   int best = 0;
   float v = a;
