@@ -252,7 +252,8 @@ std::string serialize_safetensors(const TensorMap& tensors,
   for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(uint64_t(text.size()) >> (8 * i));
   std::memcpy(out.data() + 8, text.data(), text.size());
   char* data = out.data() + 8 + text.size();
-  for (const auto& [key, t] : tensors) {
+  for (const auto& [key, t_any] : tensors) {
+    const Tensor t = t_any.relayout(false);  // the file holds row-major data
     copy_bytes(data, Device::cpu, t.raw(), t.device(), t.nbytes());
     data += t.nbytes();
   }

@@ -16,6 +16,7 @@
 #include "engine/ops/elementwise.h"
 #include "engine/ops/loss.h"
 #include "engine/ops/pooling.h"
+#include "engine/safetensors.h"
 #include "layers/layers.h"
 #include "models/model.h"
 #include "tests/common/check.h"
@@ -167,6 +168,9 @@ TEST_CASE("fast path: the blocked layout puts element (n, c, h, w) where nChw16c
   CHECK_THROWS_WITH_AS(blocked.data<float>(), doctest::Contains("blocked (nChw16c) layout"), Error);
   CHECK_THROWS_WITH_AS(blocked.view({2, 32 * 15}), doctest::Contains("cannot be viewed"), Error);
   CHECK_FALSE(Tensor::can_block({2, 24, 3, 3}, DType::f32, Device::cpu));
+  test::TempDir dir;  // files hold the plain order
+  save_safetensors(dir / "t.safetensors", {{"t", blocked}});
+  CHECK(load_safetensors(dir / "t.safetensors").tensors.at("t").to_vector<float>() == v);
 }
 
 TEST_CASE("fast path: batch norm on the blocked layout matches the reference") {
