@@ -56,8 +56,10 @@ CLI::App* add_defend_command(CLI::App& app, DefendOptions& o) {
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
   c->add_flag("!--no-augment", o.augment, "train without random crop / flip (a deviation from the protocol)");
   add_device_flags(c, o.device, o.cuda_graph);
-  c->add_option("--precision", o.precision, "fp32 | tf32")->check(CLI::IsMember({"fp32", "tf32"}))
-      ->capture_default_str();
+  c->add_option("--precision", o.precision,
+                "fp32 | tf32 (GPU) | bf16 (CPU convolutions on bf16, fp32 master weights; the quick preset's "
+                "default on the CPU)")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
   c->add_option("--out", o.out, "output folder (re-running continues a killed benchmark)")->capture_default_str();
   c->add_option("--scores", o.scores,
                 "suspicion scores computed outside sieve (.npy or .safetensors, one per training sample): "
@@ -94,6 +96,15 @@ std::vector<DefenseRow> run_defend(DefendOptions o, const CLI::App* parsed) {
     settings.push_back({o.model + "-" + o.dataset + "-" + trig, o.model, o.dataset, o.trigger, "", o.poison_fraction});
   }
   const Device device = parse_device(o.device);
+  // The quick preset trains in bf16 on the CPU (accuracy parity with fp32:
+  // results/cpu-bf16-parity-resnet20-cifar10), fp32 elsewhere.
+  if (o.precision.empty()) o.precision = o.preset == "quick" && device == Device::cpu ? "bf16" : "fp32";
+  SIEVE_CHECK(o.precision != "bf16" || device == Device::cpu,
+              "--precision bf16: implemented on the CPU (oneDNN) only; use fp32 or tf32 on the GPU");
+  struct RestorePrecision {  // the setting is global: a caller (a test) gets its own back
+    Precision previous = precision();
+    ~RestorePrecision() { set_precision(previous); }
+  } restore;
   set_precision(parse_precision(o.precision));
   const std::vector<std::string> defenses = chosen_defenses(o.defenses);  // fail on a bad list before any training
   SIEVE_CHECK(o.scores.empty() || settings.size() == 1, "--scores: the scores of one training set need exactly one "
@@ -109,7 +120,7 @@ std::vector<DefenseRow> run_defend(DefendOptions o, const CLI::App* parsed) {
     c.removal_factor = o.removal_factor, c.assumed_fraction = o.assumed_fraction;
     c.seed = o.seed, c.epochs = o.epochs, c.retrain_epochs = o.retrain_epochs, c.batch_size = o.batch_size;
     c.lr = o.lr, c.train_subset = o.train_subset, c.test_subset = o.test_subset, c.augment = o.augment;
-    c.device = device, c.out = o.out, c.cuda_graph = cuda_graph_on(o.cuda_graph);
+    c.device = device, c.out = o.out, c.cuda_graph = cuda_graph_on(o.cuda_graph), c.precision = o.precision;
     for (DefenseRow& r : run_defense_benchmark(c)) rows.push_back(std::move(r));
   }
   write_defense_reports(o.out, rows, load_published_defense_rows(o.reference), run_info(device_name(device)));

@@ -27,7 +27,7 @@ struct DefendOptions {
   double lr = 0.1;
   int64_t train_subset = 0, test_subset = 0;
   bool augment = true;  // RandomCrop(32, pad 4) + HFlip, as published
-  std::string device = "auto", precision = "fp32", out = "results/defend", cuda_graph = "on";
+  std::string device = "auto", precision, out = "results/defend", cuda_graph = "on";  // precision "": preset's
   std::vector<std::string> offline;  // feature dumps of earlier runs: score only
   std::vector<std::string> scores;   // external scores files (defense external:<stem>); offline: one per dump
   std::string reference;  // the published table (CSV); default ../shared/reference/defense_benchmark.csv

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <sstream>
 
 #include "attacks/attacks.h"
@@ -333,8 +334,12 @@ std::vector<DefenseRow> run_defense_benchmark(const DefenseBenchmarkConfig& o) {
                     {"batch_size", o.batch_size}, {"lr", o.lr}, {"removal_factor", o.removal_factor},
                     {"seed", o.seed}, {"augment", o.augment}};
   if (o.assumed_fraction >= 0) key["assumed_fraction"] = told;
+  key["precision"] = o.precision;
   if (fs::exists(dir / "setting.json")) {
-    check_setting(load_json(dir / "setting.json"), key, (dir / "setting.json").string());
+    json stored = load_json(dir / "setting.json");
+    // Folders from before the precision was recorded were trained in fp32.
+    if (stored.is_object() && !stored.contains("precision")) stored["precision"] = "fp32";
+    check_setting(stored, key, (dir / "setting.json").string());
   } else {
     json with_run = key;
     with_run["run"] = run_info(device_name(device));
@@ -395,6 +400,9 @@ std::vector<DefenseRow> run_defense_benchmark(const DefenseBenchmarkConfig& o) {
   std::vector<std::pair<std::string, std::string>> defenses;  // name, scores file ("" = built in)
   for (const std::string& name : o.defenses) defenses.emplace_back(name, "");
   for (const std::string& path : o.scores) defenses.emplace_back(external_defense_name(path), path);
+  // Defenses that remove exactly the same samples share one retrain: training is deterministic in
+  // its data and seed, so the second would repeat the first bit for bit.
+  std::map<std::vector<int64_t>, fs::path> retrain_of_removal;
   for (const auto& [name, scores_file] : defenses) {
     const fs::path ddir = dir / "defenses" / name;
     fs::create_directories(ddir);
@@ -421,10 +429,22 @@ std::vector<DefenseRow> run_defense_benchmark(const DefenseBenchmarkConfig& o) {
       save_json(ddir / "detection.json", det);
     }
     const DetectionRecord d = read_detection(det, (ddir / "detection.json").string(), train.size());
+    std::vector<int64_t> removal = d.removed;
+    std::sort(removal.begin(), removal.end());
+    const auto same = retrain_of_removal.find(removal);
     // Stage 3: retrain from scratch on what the defense kept.
     json res;
     if (fs::exists(ddir / "result.json")) {
       res = load_json(ddir / "result.json");
+    } else if (same != retrain_of_removal.end()) {
+      const std::string other = same->second.filename().string();
+      std::fprintf(stderr, "sieve defend: %s: %s removed the same %ld samples as %s: its retrain is reused\n",
+                   st.name.c_str(), name.c_str(), long(d.budget), other.c_str());
+      for (const char* file : {"metrics.csv", "metrics.json", "curves.png"})
+        fs::copy_file(same->second / file, ddir / file, fs::copy_options::overwrite_existing);
+      res = load_json(same->second / "result.json");
+      res["retrain_of"] = other;
+      save_json(ddir / "result.json", res);
     } else {
       std::vector<uint8_t> removed(static_cast<size_t>(train.size()), 0);
       for (int64_t i : d.removed) removed[i] = 1;
@@ -445,6 +465,7 @@ std::vector<DefenseRow> run_defense_benchmark(const DefenseBenchmarkConfig& o) {
       save_json(ddir / "result.json", res);
     }
     const AccuracyAsr retrained = read_accuracy_asr(res, (ddir / "result.json").string());
+    retrain_of_removal.emplace(std::move(removal), ddir);
     DefenseRow r;
     r.setting = st.name, r.defense = name;
     r.clean_acc = retrained.clean_acc, r.asr = retrained.asr;

@@ -47,6 +47,7 @@ struct DefenseBenchmarkConfig {
   int64_t train_subset = 0, test_subset = 0;  // 0: all; else a seeded random subset
   bool augment = true;                 // RandomCrop(32, pad 4) + HFlip, as published
   Device device = Device::cpu;
+  std::string precision = "fp32";       // the matrix precision set for the run (a setting's key)
   bool cuda_graph = true;              // CUDA: replay the training step from a captured graph
   std::string out;                     // the benchmark's folder; the setting lives in out/<name>
 };

@@ -36,38 +36,59 @@ double channel_sum(int64_t n, int64_t c, int64_t channels, int64_t hw, F&& f) {
 // the per-channel loops need no horizontal sums.
 constexpr int64_t kLanes = 16;
 
-// sums[ch] = sum over the samples and pixels of channel ch of f(k, ch), k the storage offset: f32
-// sums of kChunk pixels per lane (as short as the plain kernel's vectorised partial sums), gathered
-// in f64 per thread and then over the threads in their order (a static schedule: the same sums
-// every run). Threaded over samples as well as blocks: ResNet-20's widest layers have one block.
+// sum0[ch] (and sum1[ch]) = the sum over the samples and pixels of channel ch of f0(k, ch) (and
+// f1(k, ch)), k the storage offset, in one pass over the data: f32 sums of kChunk pixels per lane
+// (as short as the plain kernel's vectorised partial sums), gathered in f64 per thread and then
+// over the threads in their order (a static schedule: the same sums every run). Threaded over
+// samples as well as blocks: ResNet-20's widest layers have one block. With sum1 null, f1 is not
+// called.
 constexpr int64_t kChunk = 32;
-template <class F>
-void blocked_channel_sums(int64_t n, int64_t c, int64_t hw, F&& f, double* sums) {
+
+template <class F0, class F1>
+void blocked_channel_sums(int64_t n, int64_t c, int64_t hw, F0&& f0, double* sum0, F1&& f1, double* sum1) {
   const int64_t blocks = c / kLanes;
   const int threads = omp_get_max_threads();
-  std::vector<double> parts(static_cast<size_t>(threads * c), 0.0);
+  std::vector<double> parts(static_cast<size_t>(threads * 2 * c), 0.0);
+  const bool two = sum1 != nullptr;
 #pragma omp parallel num_threads(threads)
   {
-    double* mine = parts.data() + static_cast<size_t>(omp_get_thread_num() * c);
+    double* mine = parts.data() + static_cast<size_t>(omp_get_thread_num() * 2 * c);
 #pragma omp for collapse(2) schedule(static)
     for (int64_t s = 0; s < n; ++s)
       for (int64_t b = 0; b < blocks; ++b) {
         const int64_t base = (s * blocks + b) * hw * kLanes;
         for (int64_t i0 = 0; i0 < hw; i0 += kChunk) {
-          float acc[kLanes] = {};
-          for (int64_t i = i0; i < std::min(hw, i0 + kChunk); ++i) {
+          float acc0[kLanes] = {}, acc1[kLanes] = {};
+          const int64_t i1 = std::min(hw, i0 + kChunk);
+          if (two) {
+            for (int64_t i = i0; i < i1; ++i) {
 #pragma omp simd
-            for (int64_t l = 0; l < kLanes; ++l) acc[l] += f(base + i * kLanes + l, b * kLanes + l);
+              for (int64_t l = 0; l < kLanes; ++l) {
+                acc0[l] += f0(base + i * kLanes + l, b * kLanes + l);
+                acc1[l] += f1(base + i * kLanes + l, b * kLanes + l);
+              }
+            }
+          } else {
+            for (int64_t i = i0; i < i1; ++i) {
+#pragma omp simd
+              for (int64_t l = 0; l < kLanes; ++l) acc0[l] += f0(base + i * kLanes + l, b * kLanes + l);
+            }
           }
-          for (int64_t l = 0; l < kLanes; ++l) mine[b * kLanes + l] += acc[l];
+          for (int64_t l = 0; l < kLanes; ++l) mine[b * kLanes + l] += acc0[l], mine[c + b * kLanes + l] += acc1[l];
         }
       }
   }
-  for (int64_t ch = 0; ch < c; ++ch) {
-    double total = 0.0;
-    for (int t = 0; t < threads; ++t) total += parts[static_cast<size_t>(t * c + ch)];
-    sums[ch] = total;
-  }
+  for (int j = 0; j < (two ? 2 : 1); ++j)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      double total = 0.0;
+      for (int t = 0; t < threads; ++t) total += parts[static_cast<size_t>((t * 2 + j) * c + ch)];
+      (j == 0 ? sum0 : sum1)[ch] = total;
+    }
+}
+
+template <class F>
+void blocked_channel_sums(int64_t n, int64_t c, int64_t hw, F&& f, double* sum) {
+  blocked_channel_sums(n, c, hw, f, sum, f, nullptr);
 }
 
 // out[k] = f(k, ch) over a blocked tensor, threaded over samples and blocks.
@@ -135,9 +156,9 @@ void blocked_backward(const BatchNormBackward& a) {
     else return d;
   };
   std::vector<double> sum_g(a.c), sum_gx(a.c);
-  blocked_channel_sums(a.n, a.c, a.hw, [&g](int64_t k, int64_t) { return g(k); }, sum_g.data());
-  blocked_channel_sums(a.n, a.c, a.hw, [&g, x, mu](int64_t k, int64_t ch) { return g(k) * (x[k] - mu[ch]); },
-                       sum_gx.data());
+  // Both sums in one pass over x, y and dy.
+  blocked_channel_sums(a.n, a.c, a.hw, [&g](int64_t k, int64_t) { return g(k); }, sum_g.data(),
+                       [&g, x, mu](int64_t k, int64_t ch) { return g(k) * (x[k] - mu[ch]); }, sum_gx.data());
   std::vector<float> k_g(a.c), k_0(a.c), k_x(a.c);
   for (int64_t ch = 0; ch < a.c; ++ch) {
     const double istd = a.invstd[ch];

@@ -107,6 +107,18 @@ TEST_CASE("defend: the whole pipeline at toy scale, resumed without redoing a st
     CHECK(again[i].asr == rows[i].asr);
     CHECK(again[i].recall == rows[i].recall);
   }
+  // A defense that removes exactly what an earlier one removed gets its retrain, not a new one:
+  // here external scores equal to spectral_signature's.
+  o.scores = {(s / "defenses/spectral_signature/scores.safetensors").string()};
+  const std::vector<DefenseRow> with_copy = run_defend(o, cmd);
+  REQUIRE(with_copy.size() == 4);
+  CHECK(with_copy[3].defense == "external:scores");
+  CHECK(load_json((s / "defenses/external:scores/result.json").string()).at("retrain_of") == "spectral_signature");
+  CHECK(with_copy[3].clean_acc == with_copy[1].clean_acc);
+  CHECK(with_copy[3].asr == with_copy[1].asr);
+  CHECK(fs::exists(s / "defenses/external:scores/metrics.csv"));
+  CHECK(fs::last_write_time(s / "defenses/spectral_signature/result.json") == stamp);
+  o.scores.clear();
   DefendOptions changed = o;
   changed.seed = 5;  // another run's folder is never reused
   CHECK_THROWS_WITH_AS(run_defend(changed, cmd), doctest::Contains("this folder holds a run with"), Error);
