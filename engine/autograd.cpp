@@ -141,7 +141,7 @@ void accumulate(const Tensor& t, const Tensor& g_any) {
 
 void accumulate_fresh(const Tensor& t, Tensor g) {
   if (!t.defined() || !t.requires_grad()) return;
-  if (g.blocked() != t.blocked()) g = g.relayout(t.blocked());  // a gradient has its tensor's layout
+  g = g.relayout(t.blocked());  // a gradient has its tensor's layout
   Tensor& slot = grad_slot(t);
   if (slot.defined()) {
     add_into(slot, g);

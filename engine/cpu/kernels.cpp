@@ -31,6 +31,45 @@ double channel_sum(int64_t n, int64_t c, int64_t channels, int64_t hw, F&& f) {
   return total;
 }
 
+// One channel's statistics, shared by the plain and the blocked kernels: in training from its
+// batch mean and biased variance (over m values), with PyTorch's update of the running stats
+// (unbiased variance); in eval from the running stats (mu and var unused). Writes mean / invstd
+// and returns the affine folded into y = x * scale + shift.
+struct ChannelAffine {
+  float scale, shift;
+};
+ChannelAffine channel_affine(const BatchNormForward& a, int64_t c, double mu, double var, double m) {
+  double istd;
+  if (a.training) {
+    istd = 1.0 / std::sqrt(var + a.eps);
+    a.running_mean[c] = static_cast<float>((1.0 - a.momentum) * a.running_mean[c] + a.momentum * mu);
+    a.running_var[c] = static_cast<float>((1.0 - a.momentum) * a.running_var[c] + a.momentum * var * m / (m - 1.0));
+  } else {
+    mu = a.running_mean[c];
+    istd = 1.0 / std::sqrt(static_cast<double>(a.running_var[c]) + a.eps);
+  }
+  a.mean[c] = static_cast<float>(mu);
+  a.invstd[c] = static_cast<float>(istd);
+  return {static_cast<float>(a.weight[c] * istd), static_cast<float>(a.bias[c] - mu * a.weight[c] * istd)};
+}
+
+// One channel's backward from its sums sum(g) and sum(g * (x - mu)) over m values: writes
+// dweight = sum(g * xhat) and dbias = sum(g), and returns the constants of
+// dx = k_g g - k_0 - k_x (x - mu), i.e. w istd (g - sum_g / M - xhat sum_g_xhat / M) in training,
+// w istd g in eval.
+struct ChannelGrad {
+  float k_g, k_0, k_x;
+};
+ChannelGrad channel_grad(const BatchNormBackward& a, int64_t c, double sum_g, double sum_gx, double m) {
+  const double istd = a.invstd[c];
+  const double sum_g_xhat = istd * sum_gx;
+  a.dweight[c] = static_cast<float>(sum_g_xhat);
+  a.dbias[c] = static_cast<float>(sum_g);
+  const double w_istd = a.weight[c] * istd;
+  return {static_cast<float>(w_istd), a.training ? static_cast<float>(w_istd * sum_g / m) : 0.0f,
+          a.training ? static_cast<float>(w_istd * istd * sum_g_xhat / m) : 0.0f};
+}
+
 // The blocked layout (nChw16c): plane (s, b) holds hw pixels of the kLanes channels b * kLanes
 // ... b * kLanes + kLanes - 1, interleaved, so one vector holds one pixel of kLanes channels and
 // the per-channel loops need no horizontal sums.
@@ -106,8 +145,7 @@ void blocked_map(int64_t n, int64_t c, int64_t hw, float* out, F&& f) {
     }
 }
 
-// The statistics of one channel from its sums (training) or the running stats (eval), with the
-// running stats' update; the same arithmetic as the plain kernel's.
+// The channel sums of all blocks first, then channel_affine per channel, then one pass over y.
 void blocked_forward(const BatchNormForward& a) {
   const double m = static_cast<double>(a.n * a.hw);
   std::vector<double> mu(a.c), var(a.c);
@@ -123,21 +161,8 @@ void blocked_forward(const BatchNormForward& a) {
     }, var.data());
   }
   for (int64_t ch = 0; ch < a.c; ++ch) {
-    double istd;
-    if (a.training) {
-      var[ch] /= m;
-      istd = 1.0 / std::sqrt(var[ch] + a.eps);
-      a.running_mean[ch] = static_cast<float>((1.0 - a.momentum) * a.running_mean[ch] + a.momentum * mu[ch]);
-      a.running_var[ch] =
-          static_cast<float>((1.0 - a.momentum) * a.running_var[ch] + a.momentum * var[ch] * m / (m - 1.0));
-    } else {
-      mu[ch] = a.running_mean[ch];
-      istd = 1.0 / std::sqrt(static_cast<double>(a.running_var[ch]) + a.eps);
-    }
-    a.mean[ch] = static_cast<float>(mu[ch]);
-    a.invstd[ch] = static_cast<float>(istd);
-    scale[ch] = static_cast<float>(a.weight[ch] * istd);
-    shift[ch] = static_cast<float>(a.bias[ch] - mu[ch] * a.weight[ch] * istd);
+    const ChannelAffine f = channel_affine(a, ch, mu[ch], var[ch] / m, m);
+    scale[ch] = f.scale, shift[ch] = f.shift;
   }
   const float *sc = scale.data(), *sh = shift.data();
   if (a.relu)
@@ -161,14 +186,8 @@ void blocked_backward(const BatchNormBackward& a) {
                        [&g, x, mu](int64_t k, int64_t ch) { return g(k) * (x[k] - mu[ch]); }, sum_gx.data());
   std::vector<float> k_g(a.c), k_0(a.c), k_x(a.c);
   for (int64_t ch = 0; ch < a.c; ++ch) {
-    const double istd = a.invstd[ch];
-    const double sum_g_xhat = istd * sum_gx[ch];
-    a.dweight[ch] = static_cast<float>(sum_g_xhat);
-    a.dbias[ch] = static_cast<float>(sum_g[ch]);
-    const double w_istd = a.weight[ch] * istd;
-    k_g[ch] = static_cast<float>(w_istd);
-    k_0[ch] = a.training ? static_cast<float>(w_istd * sum_g[ch] / m) : 0.0f;
-    k_x[ch] = a.training ? static_cast<float>(w_istd * istd * sum_g_xhat / m) : 0.0f;
+    const ChannelGrad k = channel_grad(a, ch, sum_g[ch], sum_gx[ch], m);
+    k_g[ch] = k.k_g, k_0[ch] = k.k_0, k_x[ch] = k.k_x;
   }
   if (!a.dx) return;
   const float *kg = k_g.data(), *k0 = k_0.data(), *kx = k_x.data();
@@ -185,26 +204,16 @@ void batchnorm_forward_fast(const BatchNormForward& a) {
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < a.c; ++c) {
     const float* x = a.x;
-    double mu, istd;
+    double mu = 0, var = 0;
     if (a.training) {
       mu = channel_sum(a.n, c, a.c, a.hw, [x](int64_t i) { return x[i]; }) / m;
       const float muf = static_cast<float>(mu);
-      const double var = channel_sum(a.n, c, a.c, a.hw, [x, muf](int64_t i) {
-                           const float d = x[i] - muf;
-                           return d * d;
-                         }) / m;
-      istd = 1.0 / std::sqrt(var + a.eps);
-      a.running_mean[c] = static_cast<float>((1.0 - a.momentum) * a.running_mean[c] + a.momentum * mu);
-      a.running_var[c] = static_cast<float>((1.0 - a.momentum) * a.running_var[c] + a.momentum * var * m / (m - 1.0));
-    } else {
-      mu = a.running_mean[c];
-      istd = 1.0 / std::sqrt(static_cast<double>(a.running_var[c]) + a.eps);
+      var = channel_sum(a.n, c, a.c, a.hw, [x, muf](int64_t i) {
+              const float d = x[i] - muf;
+              return d * d;
+            }) / m;
     }
-    a.mean[c] = static_cast<float>(mu);
-    a.invstd[c] = static_cast<float>(istd);
-    // y = x * scale + shift, with the affine folded into two constants.
-    const float scale = static_cast<float>(a.weight[c] * istd);
-    const float shift = static_cast<float>(a.bias[c] - mu * a.weight[c] * istd);
+    const auto [scale, shift] = channel_affine(a, c, mu, var, m);
     for (int64_t s = 0; s < a.n; ++s) {
       const int64_t base = (s * a.c + c) * a.hw;
       const float* xp = x + base;
@@ -233,22 +242,15 @@ void batchnorm_backward_channels(const BatchNormBackward& a) {
     const float* y = a.y;
     const float* dy = a.dy;
     const float mu = a.mean[c];
-    const double istd = a.invstd[c];
     auto g = [y, dy](int64_t i) {
       const float d = dy[i];  // loaded unconditionally, so the select vectorises
       if constexpr (Relu) return y[i] > 0.0f ? d : 0.0f;
       else return d;
     };
     const double sum_g = channel_sum(a.n, c, a.c, a.hw, g);
-    const double sum_g_xhat = istd * channel_sum(a.n, c, a.c, a.hw, [&](int64_t i) { return g(i) * (x[i] - mu); });
-    a.dweight[c] = static_cast<float>(sum_g_xhat);
-    a.dbias[c] = static_cast<float>(sum_g);
+    const double sum_gx = channel_sum(a.n, c, a.c, a.hw, [&](int64_t i) { return g(i) * (x[i] - mu); });
+    const auto [k_g, k_0, k_x] = channel_grad(a, c, sum_g, sum_gx, m);
     if (!a.dx) continue;
-    // dx = w istd (g - sum_g / M - xhat sum_g_xhat / M) in training, w istd g in eval.
-    const double w_istd = a.weight[c] * istd;
-    const float k_g = static_cast<float>(w_istd);
-    const float k_0 = a.training ? static_cast<float>(w_istd * sum_g / m) : 0.0f;
-    const float k_x = a.training ? static_cast<float>(w_istd * istd * sum_g_xhat / m) : 0.0f;
     for (int64_t s = 0; s < a.n; ++s) {
       const int64_t base = (s * a.c + c) * a.hw;
       float* dxp = a.dx + base;

@@ -6,8 +6,9 @@
 
 namespace sieve::cpu {
 
-// x, y: (N, C, HW), or blocked (nChw16c, C a multiple of 16: see Tensor::blocked). Training: batch statistics into mean / invstd (C,) and the running stats
-// updated as PyTorch does (unbiased running variance); eval: normalises with the running stats.
+// x, y: (N, C, HW), or blocked (nChw16c, C a multiple of 16: see Tensor::blocked). Training:
+// batch statistics into mean / invstd (C,) and the running stats updated as PyTorch does
+// (unbiased running variance); eval: normalises with the running stats.
 struct BatchNormForward {
   const float *x, *weight, *bias;
   float *running_mean, *running_var;

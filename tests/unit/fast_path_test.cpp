@@ -53,6 +53,34 @@ void check_conv(const test::ConvConfig& c, uint64_t seed, test::Tol fwd, test::T
       test::label(c), fwd, grad);
 }
 
+// The fast batch norm against the reference on one shape and mode, its input given in the plain
+// or (blocked) the blocked layout, which its output keeps. Each run updates its own copy of the
+// running stats; they are compared too. Draws five seeds from `seed`.
+void check_batchnorm(const Shape& shape, bool training, bool relu, bool blocked, uint64_t& seed) {
+  const int64_t c = shape[1];
+  const Tensor x = leaf(random_tensor(shape, seed++, -2.0, 3.0));
+  const Tensor w = leaf(random_tensor({c}, seed++, 0.5, 1.5));
+  const Tensor b = leaf(random_tensor({c}, seed++, -0.5, 0.5));
+  const Tensor rm0 = random_tensor({c}, seed++, -0.2, 0.2), rv0 = random_tensor({c}, seed++, 0.5, 2.0);
+  Tensor rm_ref = rm0.clone(), rv_ref = rv0.clone(), rm_fast = rm0.clone(), rv_fast = rv0.clone();
+  int run = 0;
+  const BatchNormParams p{training, 0.1, 1e-5, relu};
+  const std::string what = cat(blocked ? "blocked batchnorm " : "batchnorm ", shape_str(shape),
+                               training ? " train" : " eval", relu ? " + relu" : "");
+  test::fast_path_parity(
+      [&](const std::vector<Tensor>& t) {
+        const bool ref = run++ == 0;
+        const Tensor in = blocked ? to_blocked(t[0]) : t[0];
+        CHECK(in.blocked() == (blocked && !ref));
+        const Tensor y = batchnorm2d(in, t[1], t[2], ref ? rm_ref : rm_fast, ref ? rv_ref : rv_fast, p);
+        CHECK(y.blocked() == (blocked && !ref));
+        return y;
+      },
+      {x, w, b}, what);
+  test::expect_close(rm_fast, rm_ref, test::kForward, what + ": running_mean");
+  test::expect_close(rv_fast, rv_ref, test::kForward, what + ": running_var");
+}
+
 }  // namespace
 
 TEST_CASE("fast path: oneDNN conv2d forward and both backward passes match the reference (fp32)") {
@@ -124,29 +152,9 @@ TEST_CASE("fast path: oneDNN picks a JIT kernel for the models' convolutions, no
 
 TEST_CASE("fast path: batch norm (train and eval, with and without ReLU) matches the reference") {
   uint64_t seed = 300;
-  for (const Shape& shape : {Shape{3, 5, 7, 6}, Shape{4, 16, 8, 8}, Shape{2, 64, 2, 2}}) {
+  for (const Shape& shape : {Shape{3, 5, 7, 6}, Shape{4, 16, 8, 8}, Shape{2, 64, 2, 2}})
     for (bool training : {true, false})
-      for (bool relu : {false, true}) {
-        const int64_t c = shape[1];
-        const Tensor x = leaf(random_tensor(shape, seed++, -2.0, 3.0));
-        const Tensor w = leaf(random_tensor({c}, seed++, 0.5, 1.5));
-        const Tensor b = leaf(random_tensor({c}, seed++, -0.5, 0.5));
-        const Tensor rm0 = random_tensor({c}, seed++, -0.2, 0.2), rv0 = random_tensor({c}, seed++, 0.5, 2.0);
-        Tensor rm_ref = rm0.clone(), rv_ref = rv0.clone(), rm_fast = rm0.clone(), rv_fast = rv0.clone();
-        // Each run updates its own copy of the running stats; they are compared below.
-        int run = 0;
-        const BatchNormParams p{training, 0.1, 1e-5, relu};
-        const std::string what = cat("batchnorm ", shape_str(shape), training ? " train" : " eval", relu ? " + relu" : "");
-        test::fast_path_parity(
-            [&](const std::vector<Tensor>& t) {
-              const bool ref = run++ == 0;
-              return batchnorm2d(t[0], t[1], t[2], ref ? rm_ref : rm_fast, ref ? rv_ref : rv_fast, p);
-            },
-            {x, w, b}, what);
-        test::expect_close(rm_fast, rm_ref, test::kForward, what + ": running_mean");
-        test::expect_close(rv_fast, rv_ref, test::kForward, what + ": running_var");
-      }
-  }
+      for (bool relu : {false, true}) check_batchnorm(shape, training, relu, false, seed);
 }
 
 TEST_CASE("fast path: the blocked layout puts element (n, c, h, w) where nChw16c says") {
@@ -175,33 +183,9 @@ TEST_CASE("fast path: the blocked layout puts element (n, c, h, w) where nChw16c
 
 TEST_CASE("fast path: batch norm on the blocked layout matches the reference") {
   uint64_t seed = 500;
-  for (const Shape& shape : {Shape{4, 16, 8, 8}, Shape{2, 64, 2, 2}, Shape{3, 32, 5, 7}, Shape{1, 16, 1, 3}}) {
+  for (const Shape& shape : {Shape{4, 16, 8, 8}, Shape{2, 64, 2, 2}, Shape{3, 32, 5, 7}, Shape{1, 16, 1, 3}})
     for (bool training : {true, false})
-      for (bool relu : {false, true}) {
-        const int64_t c = shape[1];
-        const Tensor x = leaf(random_tensor(shape, seed++, -2.0, 3.0));
-        const Tensor w = leaf(random_tensor({c}, seed++, 0.5, 1.5));
-        const Tensor b = leaf(random_tensor({c}, seed++, -0.5, 0.5));
-        const Tensor rm0 = random_tensor({c}, seed++, -0.2, 0.2), rv0 = random_tensor({c}, seed++, 0.5, 2.0);
-        Tensor rm_ref = rm0.clone(), rv_ref = rv0.clone(), rm_fast = rm0.clone(), rv_fast = rv0.clone();
-        int run = 0;
-        const BatchNormParams p{training, 0.1, 1e-5, relu};
-        const std::string what =
-            cat("blocked batchnorm ", shape_str(shape), training ? " train" : " eval", relu ? " + relu" : "");
-        test::fast_path_parity(
-            [&](const std::vector<Tensor>& t) {
-              const bool ref = run++ == 0;
-              const Tensor xb = to_blocked(t[0]);
-              CHECK(xb.blocked() == !ref);
-              const Tensor y = batchnorm2d(xb, t[1], t[2], ref ? rm_ref : rm_fast, ref ? rv_ref : rv_fast, p);
-              CHECK(y.blocked() == !ref);
-              return y;
-            },
-            {x, w, b}, what);
-        test::expect_close(rm_fast, rm_ref, test::kForward, what + ": running_mean");
-        test::expect_close(rv_fast, rv_ref, test::kForward, what + ": running_var");
-      }
-  }
+      for (bool relu : {false, true}) check_batchnorm(shape, training, relu, true, seed);
 }
 
 TEST_CASE("fast path: a residual block stays blocked from convolution to the join and matches the reference") {
