@@ -213,7 +213,8 @@ void batchnorm_forward_fast(const BatchNormForward& a) {
               return d * d;
             }) / m;
     }
-    const auto [scale, shift] = channel_affine(a, c, mu, var, m);
+    const ChannelAffine f = channel_affine(a, c, mu, var, m);
+    const float scale = f.scale, shift = f.shift;  // plain names: the loops below are OpenMP regions
     for (int64_t s = 0; s < a.n; ++s) {
       const int64_t base = (s * a.c + c) * a.hw;
       const float* xp = x + base;
@@ -249,7 +250,8 @@ void batchnorm_backward_channels(const BatchNormBackward& a) {
     };
     const double sum_g = channel_sum(a.n, c, a.c, a.hw, g);
     const double sum_gx = channel_sum(a.n, c, a.c, a.hw, [&](int64_t i) { return g(i) * (x[i] - mu); });
-    const auto [k_g, k_0, k_x] = channel_grad(a, c, sum_g, sum_gx, m);
+    const ChannelGrad k = channel_grad(a, c, sum_g, sum_gx, m);
+    const float k_g = k.k_g, k_0 = k.k_0, k_x = k.k_x;  // plain names: the loop below is an OpenMP region
     if (!a.dx) continue;
     for (int64_t s = 0; s < a.n; ++s) {
       const int64_t base = (s * a.c + c) * a.hw;
