@@ -354,7 +354,9 @@ void run_bench(const BenchOptions& o) {
   } else {
     machine["name"] = cpu_model();
     machine["flags"] = cpu_flags();
-    machine["libraries"] = cpu::onednn_version() + ", OpenBLAS " + openblas_get_config();
+    machine["libraries"] = cpu::onednn_version() + ", OpenBLAS " + openblas_get_config() +
+                           (cpu_winograd() ? "; f32 3x3 stride-1 convolutions of 32+ channels: Winograd"
+                                           : "; direct convolution only (SIEVE_CPU_WINOGRAD=0)");
   }
   machine["threads"] = omp_get_max_threads();
   const std::string out = !o.out.empty() ? o.out

@@ -12,6 +12,13 @@ namespace {
 Precision g_precision = Precision::fp32;
 bool g_cpu_fast_path = true;
 bool g_cpu_blocked_layout = true;
+// SIEVE_CPU_WINOGRAD=0 turns the Winograd convolutions off for a whole run (A/B measurements,
+// or direct convolution's rounding everywhere).
+bool winograd_by_default() {
+  const char* v = std::getenv("SIEVE_CPU_WINOGRAD");
+  return !(v && std::strcmp(v, "0") == 0);
+}
+bool g_cpu_winograd = winograd_by_default();
 thread_local bool g_host_sync_free = false;
 }
 
@@ -53,6 +60,8 @@ bool cpu_fast_path() { return g_cpu_fast_path; }
 
 void set_cpu_blocked_layout(bool on) { g_cpu_blocked_layout = on; }
 bool cpu_blocked_layout() { return g_cpu_blocked_layout; }
+void set_cpu_winograd(bool on) { g_cpu_winograd = on; }
+bool cpu_winograd() { return g_cpu_winograd; }
 
 #if !SIEVE_WITH_CUDA
 bool cuda_available() { return false; }

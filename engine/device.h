@@ -114,4 +114,11 @@ bool cpu_fast_path();
 void set_cpu_blocked_layout(bool on);
 bool cpu_blocked_layout();
 
+// With the fast path, f32 convolutions that Winograd suits (cpu::winograd_suits: 3x3, stride 1,
+// 32+ channels) use oneDNN's Winograd kernels, 2-2.5x faster than direct convolution there and
+// with a few times its (small) rounding error. On by default; off for tests of the direct
+// kernels, and for a whole run with the environment variable SIEVE_CPU_WINOGRAD=0.
+void set_cpu_winograd(bool on);
+bool cpu_winograd();
+
 }  // namespace sieve

@@ -128,10 +128,14 @@ memory::desc plain_w(const ConvShape& g) {
 // The same shapes with any layout, in the compute dtype (bf16 inputs) or f32 (results).
 memory::desc any_like(const memory::desc& d, dt type) { return {d.dims(), type, tag::any}; }
 
+dnnl::algorithm algorithm_of(const ConvShape& g) {
+  return g.winograd ? dnnl::algorithm::convolution_winograd : dnnl::algorithm::convolution_direct;
+}
+
 dnnl::convolution_forward::primitive_desc forward_pd(const ConvShape& g, bool bf16) {
   const dt in = bf16 ? dt::bf16 : dt::f32;
   const memory::dims stride{g.stride, g.stride}, pad{g.pad, g.pad};
-  dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+  dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, algorithm_of(g),
                                     any_like(plain_x(g), in), any_like(plain_w(g), in),
                                     any_like(plain_y(g), dt::f32), stride, pad, pad);
   return {d, cpu_engine()};
@@ -170,7 +174,7 @@ std::unique_ptr<Plan> make_plan(const ConvShape& g, bool bf16, Pass pass) {
     plan->out = Operand(plain_y(g), fwd.dst_desc(), 2);
     plan->impl = fwd.impl_info_str();
   } else if (pass == Pass::backward_data) {
-    dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, any_like(plain_x(g), dt::f32),
+    dnnl::convolution_backward_data::desc d(algorithm_of(g), any_like(plain_x(g), dt::f32),
                                             any_like(plain_w(g), in), any_like(plain_y(g), in), stride, pad, pad);
     dnnl::convolution_backward_data::primitive_desc pd(d, cpu_engine(), fwd);
     plan->primitive = dnnl::convolution_backward_data(pd);
@@ -180,7 +184,7 @@ std::unique_ptr<Plan> make_plan(const ConvShape& g, bool bf16, Pass pass) {
     plan->out = Operand(plain_x(g), pd.diff_src_desc(), 2);
     plan->impl = pd.impl_info_str();
   } else {
-    dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, any_like(plain_x(g), in),
+    dnnl::convolution_backward_weights::desc d(algorithm_of(g), any_like(plain_x(g), in),
                                                any_like(plain_w(g), dt::f32), any_like(plain_y(g), in), stride,
                                                pad, pad);
     dnnl::convolution_backward_weights::primitive_desc pd(d, cpu_engine(), fwd);
@@ -194,12 +198,13 @@ std::unique_ptr<Plan> make_plan(const ConvShape& g, bool bf16, Pass pass) {
   return plan;
 }
 
-using PlanKey = std::array<int64_t, 16>;
+using PlanKey = std::array<int64_t, 17>;
 
 Plan& plan_for(const ConvShape& g, bool bf16, Pass pass) {
   static std::map<PlanKey, std::unique_ptr<Plan>> cache;
+  SIEVE_CHECK(!g.winograd || winograd_suits(g, bf16), "conv2d: Winograd asked for a shape it does not suit");
   const PlanKey key{g.n, g.c, g.h, g.w, g.k, g.r, g.s, g.p, g.q, g.stride, g.pad, g.groups, g.x_blocked,
-                    g.y_blocked, bf16, static_cast<int64_t>(pass)};
+                    g.y_blocked, g.winograd, bf16, static_cast<int64_t>(pass)};
   auto it = cache.find(key);
   if (it != cache.end()) return *it->second;
   try {
@@ -212,6 +217,11 @@ Plan& plan_for(const ConvShape& g, bool bf16, Pass pass) {
 }
 
 }  // namespace
+
+bool winograd_suits(const ConvShape& g, bool bf16) {
+  return !bf16 && g.groups == 1 && g.r == 3 && g.s == 3 && g.stride == 1 && g.pad == 1 && g.c >= 32 &&
+         g.k >= 32 && g.c % 16 == 0 && g.k % 16 == 0 && g.p >= 4 && g.q >= 4;
+}
 
 KeptInput conv2d_forward_onednn(const ConvShape& g, const float* x, const float* w, float* y, bool bf16,
                                 bool keep_input) {

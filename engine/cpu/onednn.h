@@ -14,10 +14,22 @@ namespace sieve::cpu {
 // One convolution's sizes: x (n, c, h, w), w (k, c/groups, r, s), y (n, k, p, q).
 // x_blocked / y_blocked: x and y (and their gradients) are in the blocked layout (nChw16c, see
 // Tensor::blocked), else plain NCHW.
+// winograd: all three passes use oneDNN's Winograd F(4x4, 3x3) kernels instead of direct
+// convolution (f32 only; see winograd_suits).
 struct ConvShape {
   int64_t n, c, h, w, k, r, s, p, q, stride, pad, groups;
   bool x_blocked = false, y_blocked = false;
+  bool winograd = false;
 };
+
+// Whether Winograd pays for this f32 convolution on this CPU: 3x3, stride 1, padding 1, no
+// groups, at least 32 input and output channels (multiples of 16) and an output of at least 4x4
+// (one 4x4 tile). Measured on a 2-core AVX-512 machine at batch 128, all three passes: 32-512
+// channels at 16x16 down to 4x4 run 2-2.5x faster than direct convolution; 16 channels gain
+// nothing, and a 2x2 output (one mostly empty tile) runs 2x slower. Winograd multiplies less but
+// rounds more: its f32 error is a few times direct convolution's (about 1e-6 of the output's
+// magnitude instead of 3e-7), which tests/unit/conv2d_test.cpp bounds against the f64 reference.
+bool winograd_suits(const ConvShape& g, bool bf16);
 
 // The forward pass's input in oneDNN's layout, kept for the backward-weights pass so that it
 // does not reorder x a second time; null when nothing was kept.

@@ -81,12 +81,85 @@ void check_batchnorm(const Shape& shape, bool training, bool relu, bool blocked,
   test::expect_close(rv_fast, rv_ref, test::kForward, what + ": running_var");
 }
 
+// Turns the Winograd convolutions on or off for one scope.
+struct WinogradScope {
+  explicit WinogradScope(bool on) : previous(cpu_winograd()) { set_cpu_winograd(on); }
+  ~WinogradScope() { set_cpu_winograd(previous); }
+  bool previous;
+};
+
+// Relative L2 error of each of `got`'s vectors against `exact`'s.
+std::vector<double> relative_errors(const std::vector<std::vector<double>>& got,
+                                    const std::vector<std::vector<double>>& exact) {
+  std::vector<double> e;
+  for (size_t k = 0; k < got.size(); ++k) {
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < got[k].size(); ++i) {
+      diff += (got[k][i] - exact[k][i]) * (got[k][i] - exact[k][i]);
+      norm += exact[k][i] * exact[k][i];
+    }
+    e.push_back(std::sqrt(diff / norm));
+  }
+  return e;
+}
+
 }  // namespace
 
 TEST_CASE("fast path: oneDNN conv2d forward and both backward passes match the reference (fp32)") {
+  // The direct kernels; the Winograd ones have their own error bound, below.
+  WinogradScope direct(false);
   uint64_t seed = 100;
   for (const test::ConvConfig& c : test::kSmallConvConfigs) check_conv(c, seed += 3, test::kForward, test::kGrad);
   for (const test::ConvConfig& c : kModelConvs) check_conv(c, seed += 3, test::kForward, test::kGrad);
+}
+
+TEST_CASE("fast path: Winograd convolutions stay within a few times direct convolution's f32 error") {
+  // The shapes Winograd takes in the models (ResNet-20's 32 and 64 channels, ResNet-18's and
+  // VGG-16's up to 512 channels down to 4x4, VGG's bias) and an odd size, each measured against
+  // the f64 reference in all three passes: the relative L2 error of y, dx and dw. Direct
+  // convolution's f32 error is about 3e-7 of the norm here; Winograd's transforms round more, a
+  // few times that. A wrong transform coefficient or a misplaced tile is off by O(1).
+  const test::ConvConfig configs[] = {
+      {"resnet20 32 on 16x16", {4, 32, 16, 16}, {32, 32, 3, 3}, {1, 1, 1}, false},
+      {"resnet20 64 on 8x8", {4, 64, 8, 8}, {64, 64, 3, 3}, {1, 1, 1}, false},
+      {"resnet18 128 -> 256 on 8x8", {2, 128, 8, 8}, {256, 128, 3, 3}, {1, 1, 1}, false},
+      {"vgg 512 on 4x4 with bias", {2, 512, 4, 4}, {512, 512, 3, 3}, {1, 1, 1}, true},
+      {"48 -> 32 on 7x9 with bias", {3, 48, 7, 9}, {32, 48, 3, 3}, {1, 1, 1}, true},
+  };
+  uint64_t seed = 900;
+  for (const test::ConvConfig& c : configs) {
+    const int64_t fan_in = c.w[1] * c.w[2] * c.w[3];
+    const Tensor x = random_tensor(c.x, seed++);
+    const Tensor w = random_tensor(c.w, seed++, -1.0 / std::sqrt(double(fan_in)), 1.0 / std::sqrt(double(fan_in)));
+    const Tensor b = random_tensor({c.w[0]}, seed++);
+    const cpu::ConvShape g{c.x[0], c.x[1], c.x[2], c.x[3], c.w[0], 3, 3, c.x[2], c.x[3], 1, 1, 1,
+                           false, false, true};
+    REQUIRE(cpu::winograd_suits(g, false));
+    const std::string impl = cpu::conv2d_onednn_impl(g, false);
+    INFO(test::label(c), ": ", impl);
+    CHECK(impl.find("wino") != std::string::npos);
+    auto run = [&](bool fast, bool winograd, DType dtype) {
+      test::FastPathScope fast_scope(fast);
+      WinogradScope wino_scope(winograd);
+      const Tensor xl = leaf(x.to(dtype)), wl = leaf(w.to(dtype)), bl = c.bias ? leaf(b.to(dtype)) : Tensor();
+      const Tensor y = conv2d(xl, wl, bl, c.p);
+      autograd::backward(y, random_tensor(y.shape(), seed, -1.0, 1.0, dtype));
+      std::vector<std::vector<double>> out{y.to_double(), xl.grad().to_double(), wl.grad().to_double()};
+      if (c.bias) out.push_back(bl.grad().to_double());
+      return out;
+    };
+    const auto exact = run(false, false, DType::f64);
+    const std::vector<double> direct = relative_errors(run(true, false, DType::f32), exact);
+    const std::vector<double> wino = relative_errors(run(true, true, DType::f32), exact);
+    const char* names[] = {"y", "dx", "dw", "dbias"};
+    for (size_t k = 0; k < wino.size(); ++k) {
+      INFO(std::string(names[k]), ": Winograd error ", wino[k], ", direct ", direct[k]);
+      CHECK(direct[k] < 2e-6);
+      CHECK(wino[k] < 1e-5);
+      CHECK(wino[k] < 20 * direct[k] + 1e-7);
+    }
+    ++seed;
+  }
 }
 
 TEST_CASE("fast path: bf16 conv2d stays within bf16 tolerance of the fp32 reference") {
