@@ -32,24 +32,31 @@ namespace {
 thread_local bool g_grad_enabled = true;
 std::atomic<uint64_t> g_sequence{0};
 
-// dst += src, elementwise, same shape, dtype and device.
-void add_into(const Tensor& dst, const Tensor& src) {
-  check_same_shape("gradient accumulation", dst, "grad", src, "incoming");
-  SIEVE_CHECK(dst.blocked() == src.blocked(), "gradient accumulation: layouts differ");
-  check_same_device("gradient accumulation", dst, src);
-  const int64_t n = dst.numel();
-  if (dst.is_cuda()) {
-    check_cuda_f32("gradient accumulation", dst);
-    SIEVE_IF_CUDA(cuda::add_inplace(dst.data<float>(), src.data<float>(), n));
+// slot += src, elementwise, same shape, dtype and device. A leaf's .grad is added into in place
+// (it may be a view of the flat gradient buffer the optimiser reads, engine/parameters.h). An op
+// result's gradient may share its storage (accumulate hands gradients on uncopied): in place when
+// it owns its storage, else into a new tensor, copy on write.
+void add_into(Tensor& slot, const Tensor& src, bool leaf) {
+  check_same_shape("gradient accumulation", slot, "grad", src, "incoming");
+  SIEVE_CHECK(slot.blocked() == src.blocked(), "gradient accumulation: layouts differ");
+  check_same_device("gradient accumulation", slot, src);
+  const int64_t n = slot.numel();
+  if (slot.is_cuda()) {
+    check_cuda_f32("gradient accumulation", slot);
+    if (!leaf && !slot.owns_storage()) slot = slot.clone();
+    SIEVE_IF_CUDA(cuda::add_inplace(slot.data<float>(), src.data<float>(), n));
     return;
   }
-  dispatch_float("gradient accumulation", dst.dtype(), [&](auto tag) {
+  Tensor dst = leaf || slot.owns_storage() ? slot : Tensor::empty_like(slot);
+  dispatch_float("gradient accumulation", slot.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T* d = dst.elements<T>();
+    const T* a = slot.elements<T>();
     const T* s = src.elements<T>();
 #pragma omp parallel for simd if (n >= (1 << 15))
-    for (int64_t i = 0; i < n; ++i) d[i] += s[i];
+    for (int64_t i = 0; i < n; ++i) d[i] = a[i] + s[i];
   });
+  slot = std::move(dst);
 }
 
 // Where t's gradient goes: its node for an op result, its .grad for a leaf.
@@ -131,11 +138,16 @@ void accumulate(const Tensor& t, const Tensor& g_any) {
   if (!t.defined() || !t.requires_grad()) return;
   const Tensor g = g_any.relayout(t.blocked());  // a gradient has its tensor's layout
   Tensor& slot = grad_slot(t);
+  const bool leaf = !t.meta().grad_fn;
   if (slot.defined()) {
-    add_into(slot, g);
+    add_into(slot, g, leaf);
   } else {
     check_grad_shape(t, g);
-    slot = g.clone();
+    // An op result's gradient is read by its node's backward and accumulated into, never
+    // written otherwise: it takes g uncopied, and add_into copies on write while g is shared (a
+    // sum's gradient handed to both inputs). A leaf's .grad is the user's (optimisers update it
+    // in place): it gets its own copy.
+    slot = leaf ? g.clone() : g;
   }
 }
 
@@ -144,7 +156,7 @@ void accumulate_fresh(const Tensor& t, Tensor g) {
   g = g.relayout(t.blocked());  // a gradient has its tensor's layout
   Tensor& slot = grad_slot(t);
   if (slot.defined()) {
-    add_into(slot, g);
+    add_into(slot, g, !t.meta().grad_fn);
   } else {
     check_grad_shape(t, g);
     slot = std::move(g);

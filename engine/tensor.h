@@ -104,6 +104,8 @@ class Tensor {
   Tensor view(const Shape& shape) const;
   Tensor slice(int64_t offset, const Shape& shape) const;
   bool shares_storage(const Tensor& other) const { return storage_ == other.storage_; }
+  // No other tensor (or view) holds this storage: writing it in place is seen by no one else.
+  bool owns_storage() const { return storage_ && storage_.use_count() == 1; }
 
   // Autograd. A leaf is a tensor whose requires_grad was set by the user (a parameter);
   // op outputs are non-leaves, whose gradients are freed once their backward has run.

@@ -5,6 +5,7 @@
 
 #include "engine/autograd.h"
 #include "engine/device.h"
+#include "engine/ops/elementwise.h"
 #include "engine/ops/loss.h"
 #include "engine/rng.h"
 #include "engine/tensor.h"
@@ -108,6 +109,31 @@ TEST_CASE("autograd: gradients accumulate and the graph is freed by backward") {
     CHECK_FALSE(autograd::needs_grad({&x}));
   }
   CHECK(autograd::needs_grad({&x}));
+}
+
+TEST_CASE("autograd: a gradient handed to several tensors uncopied is copied on write") {
+  // A sum hands its gradient to both inputs without copying it; when one of them then receives
+  // another gradient, the sum is written to a new tensor, not into the shared one. Here a gets
+  // dz twice (from z and from y), b once: b must see dz, not the 2 dz an in-place sum into the
+  // shared buffer would leave there, and the caller's seed must not change.
+  // x -> a = x + x, b = x + x; y = a + b; z = y + a: dz/dx = 2 (2 + 1) = 6.
+  for (const DType dtype : {DType::f64, DType::f32}) {
+    const Tensor x = test::leaf(test::random_tensor({4, 16, 8, 8}, 11, -1.0, 1.0, dtype));
+    const Tensor a = add(x, x), b = add(x, x);
+    const Tensor z = add(add(a, b), a);
+    const Tensor seed = test::random_tensor(z.shape(), 12, -1.0, 1.0, dtype);
+    const std::vector<double> seed_before = seed.to_double();
+    autograd::backward(z, seed);
+    CHECK(seed.to_double() == seed_before);
+    const std::vector<double> gx = x.grad().to_double();
+    size_t wrong = 0;
+    for (size_t i = 0; i < gx.size(); ++i) {
+      // 4 s + 2 s is 6 s rounded once to the dtype: exactly what the cast gives.
+      const double want = dtype == DType::f32 ? double(float(6 * seed_before[i])) : 6 * seed_before[i];
+      wrong += gx[i] != want;
+    }
+    CHECK(wrong == 0);
+  }
 }
 
 TEST_CASE("device: GPU detection never throws and parses flags") {
