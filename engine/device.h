@@ -96,7 +96,8 @@ class ProfileRange {
 // Matrix precision: fp32 (exact FMA, the parity default), tf32 (GPU tensor cores for conv/linear,
 // PyTorch's conv default; fp32 on the CPU), bf16 (convolutions compute on bf16 copies of their
 // inputs, with f32 results, master weights, BN statistics and optimiser state; on the CPU through
-// oneDNN's AVX512-BF16 / AMX kernels).
+// oneDNN's AVX512-BF16 / AMX kernels, except that on a CPU without AMX the 3x3 convolutions that
+// Winograd suits stay in f32 Winograd, as fast there and more precise: cpu::winograd_suits).
 enum class Precision { fp32, tf32, bf16 };
 Precision parse_precision(const std::string& name);
 void set_precision(Precision p);

@@ -219,7 +219,11 @@ Plan& plan_for(const ConvShape& g, bool bf16, Pass pass) {
 }  // namespace
 
 bool winograd_suits(const ConvShape& g, bool bf16) {
-  return !bf16 && g.groups == 1 && g.r == 3 && g.s == 3 && g.stride == 1 && g.pad == 1 && g.c >= 32 &&
+  // oneDNN's ISA values are bit sets, each containing the ISAs below it.
+  static const bool amx = (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) &
+                           static_cast<unsigned>(dnnl::cpu_isa::avx512_core_amx)) ==
+                          static_cast<unsigned>(dnnl::cpu_isa::avx512_core_amx);
+  return !(bf16 && amx) && g.groups == 1 && g.r == 3 && g.s == 3 && g.stride == 1 && g.pad == 1 && g.c >= 32 &&
          g.k >= 32 && g.c % 16 == 0 && g.k % 16 == 0 && g.p >= 4 && g.q >= 4;
 }
 

@@ -264,8 +264,9 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
   Tensor y = y_blocked ? Tensor::empty_blocked({g.n, g.k, g.p, g.q})
                        : Tensor::empty({g.n, g.k, g.p, g.q}, x.dtype(), x.device());
   cpu::ConvShape shape = onednn_shape(g, x.blocked(), y_blocked);
-  const bool bf16 = onednn_bf16();
-  shape.winograd = use_onednn(x) && cpu_winograd() && cpu::winograd_suits(shape, bf16);
+  // A shape that Winograd suits computes in f32 Winograd even with bf16 (see winograd_suits).
+  shape.winograd = use_onednn(x) && cpu_winograd() && cpu::winograd_suits(shape, onednn_bf16());
+  const bool bf16 = onednn_bf16() && !shape.winograd;
   cpu::KeptInput kept_x;  // x in oneDNN's layout, for the backward-weights pass
   if (x.is_cuda()) {
     check_cuda_f32("conv2d", x);
