@@ -28,8 +28,8 @@ Tensor Conv2d::forward(const Tensor& x) {
   return conv2d(x, *weight_, bias_ ? *bias_ : Tensor(), params_);
 }
 
-BatchNorm2d::BatchNorm2d(int64_t channels, bool relu, double eps, double momentum)
-    : relu_(relu), eps_(eps), momentum_(momentum) {
+BatchNorm2d::BatchNorm2d(int64_t channels, bool relu, double eps, double momentum, double relu_cap)
+    : relu_(relu), eps_(eps), momentum_(momentum), relu_cap_(relu_cap) {
   weight_ = &register_parameter("weight", Tensor::full({channels}, 1.0));
   bias_ = &register_parameter("bias", Tensor::zeros({channels}));
   running_mean_ = &register_buffer("running_mean", Tensor::zeros({channels}));
@@ -40,7 +40,7 @@ BatchNorm2d::BatchNorm2d(int64_t channels, bool relu, double eps, double momentu
 Tensor BatchNorm2d::forward(const Tensor& x) {
   if (training()) num_batches_tracked_->increment_();  // the buffer is the counter, as in PyTorch
   return batchnorm2d(x, *weight_, *bias_, *running_mean_, *running_var_,
-                     {training(), momentum_, eps_, relu_});
+                     {training(), momentum_, eps_, relu_, relu_cap_});
 }
 
 Linear::Linear(int64_t in_features, int64_t out_features, bool bias, Generator& gen) {

@@ -1,6 +1,7 @@
 // The layers models are built from. Each owns its parameters and buffers under PyTorch's names
 // and initialises them as PyTorch's constructors do (drawn from a sieve::Generator).
 #pragma once
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -38,13 +39,15 @@ class Conv2d : public Layer {
 // relu = true fuses the following ReLU into the same kernel.
 class BatchNorm2d : public Layer {
  public:
-  explicit BatchNorm2d(int64_t channels, bool relu = false, double eps = 1e-5, double momentum = 0.1);
+  // relu: a ReLU fused into the kernel, clamped at relu_cap (+inf: ReLU; 6: ReLU6).
+  explicit BatchNorm2d(int64_t channels, bool relu = false, double eps = 1e-5, double momentum = 0.1,
+                       double relu_cap = std::numeric_limits<double>::infinity());
   Tensor forward(const Tensor& x) override;
   Tensor& weight() { return *weight_; }
 
  private:
   bool relu_;
-  double eps_, momentum_;
+  double eps_, momentum_, relu_cap_;
   Tensor *weight_, *bias_, *running_mean_, *running_var_, *num_batches_tracked_;
 };
 

@@ -70,6 +70,26 @@ ChannelGrad channel_grad(const BatchNormBackward& a, int64_t c, double sum_g, do
           a.training ? static_cast<float>(w_istd * istd * sum_g_xhat / m) : 0.0f};
 }
 
+// Which gradient reaches the normalisation from a fused activation, as relu / relu6 mask it: all
+// of dy (none), dy where y > 0 (ReLU), dy where 0 < y < cap (ReLU6). A template parameter, so the
+// vectorised loops carry no test of it; both selects load dy unconditionally, so they vectorise.
+enum class Mask { none, relu, capped };
+
+template <Mask M>
+float masked(float y, float dy, float cap) {
+  if constexpr (M == Mask::none) return dy;
+  const float low = y > 0.0f ? dy : 0.0f;
+  if constexpr (M == Mask::relu) return low;
+  else return y < cap ? low : 0.0f;
+}
+
+Mask mask_of(const BatchNormBackward& a) {
+  return !a.y ? Mask::none : std::isinf(a.relu_cap) ? Mask::relu : Mask::capped;
+}
+
+// The fused activation's forward, relu / relu6's selects: NaN stays NaN, +inf passes ReLU.
+inline float clamped(float v, float cap) { return std::min(std::max(v, 0.0f), cap); }
+
 // The blocked layout (nChw16c): plane (s, b) holds hw pixels of the kLanes channels b * kLanes
 // ... b * kLanes + kLanes - 1, interleaved, so one vector holds one pixel of kLanes channels and
 // the per-channel loops need no horizontal sums.
@@ -165,21 +185,20 @@ void blocked_forward(const BatchNormForward& a) {
     scale[ch] = f.scale, shift[ch] = f.shift;
   }
   const float *sc = scale.data(), *sh = shift.data();
+  const float cap = a.relu_cap;
   if (a.relu)
-    blocked_map(a.n, a.c, a.hw, a.y, [x, sc, sh](int64_t k, int64_t ch) { return std::max(x[k] * sc[ch] + sh[ch], 0.0f); });
+    blocked_map(a.n, a.c, a.hw, a.y,
+                [x, sc, sh, cap](int64_t k, int64_t ch) { return clamped(x[k] * sc[ch] + sh[ch], cap); });
   else
     blocked_map(a.n, a.c, a.hw, a.y, [x, sc, sh](int64_t k, int64_t ch) { return x[k] * sc[ch] + sh[ch]; });
 }
 
-template <bool Relu>
+template <Mask M>
 void blocked_backward(const BatchNormBackward& a) {
   const double m = static_cast<double>(a.n * a.hw);
   const float *x = a.x, *y = a.y, *dy = a.dy, *mu = a.mean;
-  auto g = [y, dy](int64_t k) {
-    const float d = dy[k];  // loaded unconditionally, so the select vectorises
-    if constexpr (Relu) return y[k] > 0.0f ? d : 0.0f;
-    else return d;
-  };
+  const float cap = a.relu_cap;
+  auto g = [y, dy, cap](int64_t k) { return masked<M>(M == Mask::none ? 0.0f : y[k], dy[k], cap); };
   std::vector<double> sum_g(a.c), sum_gx(a.c);
   // Both sums in one pass over x, y and dy.
   blocked_channel_sums(a.n, a.c, a.hw, [&g](int64_t k, int64_t) { return g(k); }, sum_g.data(),
@@ -220,8 +239,9 @@ void batchnorm_forward_fast(const BatchNormForward& a) {
       const float* xp = x + base;
       float* yp = a.y + base;
       if (a.relu) {
+        const float cap = a.relu_cap;
 #pragma omp simd
-        for (int64_t i = 0; i < a.hw; ++i) yp[i] = std::max(xp[i] * scale + shift, 0.0f);
+        for (int64_t i = 0; i < a.hw; ++i) yp[i] = clamped(xp[i] * scale + shift, cap);
       } else {
 #pragma omp simd
         for (int64_t i = 0; i < a.hw; ++i) yp[i] = xp[i] * scale + shift;
@@ -232,9 +252,8 @@ void batchnorm_forward_fast(const BatchNormForward& a) {
 
 namespace {
 
-// With a fused ReLU the gradient reaching the normalisation is dy where y > 0; a template
-// parameter keeps that test out of the vectorised loops when there is no ReLU.
-template <bool Relu>
+// With a fused activation the gradient reaching the normalisation is masked (Mask).
+template <Mask M>
 void batchnorm_backward_channels(const BatchNormBackward& a) {
   const double m = static_cast<double>(a.n * a.hw);
 #pragma omp parallel for schedule(static)
@@ -243,11 +262,8 @@ void batchnorm_backward_channels(const BatchNormBackward& a) {
     const float* y = a.y;
     const float* dy = a.dy;
     const float mu = a.mean[c];
-    auto g = [y, dy](int64_t i) {
-      const float d = dy[i];  // loaded unconditionally, so the select vectorises
-      if constexpr (Relu) return y[i] > 0.0f ? d : 0.0f;
-      else return d;
-    };
+    const float cap = a.relu_cap;
+    auto g = [y, dy, cap](int64_t i) { return masked<M>(M == Mask::none ? 0.0f : y[i], dy[i], cap); };
     const double sum_g = channel_sum(a.n, c, a.c, a.hw, g);
     const double sum_gx = channel_sum(a.n, c, a.c, a.hw, [&](int64_t i) { return g(i) * (x[i] - mu); });
     const ChannelGrad k = channel_grad(a, c, sum_g, sum_gx, m);
@@ -265,11 +281,12 @@ void batchnorm_backward_channels(const BatchNormBackward& a) {
 }  // namespace
 
 void batchnorm_backward_fast(const BatchNormBackward& a) {
-  if (a.blocked) return a.y ? blocked_backward<true>(a) : blocked_backward<false>(a);
-  if (a.y)
-    batchnorm_backward_channels<true>(a);
-  else
-    batchnorm_backward_channels<false>(a);
+  switch (mask_of(a)) {
+    case Mask::none: return a.blocked ? blocked_backward<Mask::none>(a) : batchnorm_backward_channels<Mask::none>(a);
+    case Mask::relu: return a.blocked ? blocked_backward<Mask::relu>(a) : batchnorm_backward_channels<Mask::relu>(a);
+    case Mask::capped:
+      return a.blocked ? blocked_backward<Mask::capped>(a) : batchnorm_backward_channels<Mask::capped>(a);
+  }
 }
 
 }  // namespace sieve::cpu::SIEVE_KERNELS_ISA

@@ -8,24 +8,28 @@ namespace sieve::cpu {
 
 // x, y: (N, C, HW), or blocked (nChw16c, C a multiple of 16: see Tensor::blocked). Training:
 // batch statistics into mean / invstd (C,) and the running stats updated as PyTorch does
-// (unbiased running variance); eval: normalises with the running stats.
+// (unbiased running variance); eval: normalises with the running stats. relu: y clamped to
+// [0, relu_cap] (+inf: ReLU; 6: ReLU6).
 struct BatchNormForward {
   const float *x, *weight, *bias;
   float *running_mean, *running_var;
   float *mean, *invstd, *y;
   int64_t n, c, hw;
   bool blocked, training, relu;
+  float relu_cap;
   double momentum, eps;
 };
 void batchnorm_forward_fast(const BatchNormForward& a);
 
-// y is the forward output, read only with a fused ReLU (the gradient flows where y > 0); dx may
-// be null. dweight = sum(g * xhat), dbias = sum(g) per channel.
+// y is the forward output, read only with a fused ReLU (y null without one): the gradient flows
+// where 0 < y < relu_cap (0 < y when relu_cap is +inf). dx may be null. dweight = sum(g * xhat),
+// dbias = sum(g) per channel.
 struct BatchNormBackward {
   const float *x, *y, *dy, *mean, *invstd, *weight;
   float *dx, *dweight, *dbias;
   int64_t n, c, hw;
   bool blocked, training;
+  float relu_cap;
 };
 void batchnorm_backward_fast(const BatchNormBackward& a);
 

@@ -45,6 +45,7 @@ void check_inputs(const Tensor& x, const Tensor& weight, const Tensor& bias,
   check_channel_vector(x, running_mean, "running_mean");
   check_channel_vector(x, running_var, "running_var");
   SIEVE_CHECK(p.eps > 0.0, kOp, ": eps must be positive, got ", p.eps);
+  SIEVE_CHECK(p.relu_cap > 0.0, kOp, ": relu_cap must be positive, got ", p.relu_cap);
   SIEVE_CHECK(p.momentum >= 0.0 && p.momentum <= 1.0, kOp, ": momentum must be in [0, 1], got ",
               p.momentum);
   // The unbiased running variance divides by N*H*W - 1.
@@ -97,17 +98,21 @@ void forward_cpu(const Tensor& x, const Tensor& weight, const Tensor& bias,
     ip[c] = static_cast<T>(istd);
     for_each_in_channel(e, c, [&](int64_t i) {
       const double v = (xp[i] - mu) * istd * w[c] + b[c];
-      yp[i] = static_cast<T>(p.fuse_relu && v < 0.0 ? 0.0 : v);
+      // relu / relu6's selects: NaN stays NaN.
+      const double low = p.fuse_relu && v < 0.0 ? 0.0 : v;
+      yp[i] = static_cast<T>(p.fuse_relu && low > p.relu_cap ? p.relu_cap : low);
     });
   }
 }
 
-// y is defined only with a fused ReLU: the gradient flows where y > 0. dx may be undefined (x
-// needs no gradient); dweight and dbias (C,) are always written.
+// y is defined only with a fused ReLU: the gradient flows where 0 < y < relu_cap (0 < y when
+// relu_cap is +inf). dx may be undefined (x needs no gradient); dweight and dbias (C,) are always
+// written.
 template <class T>
-void backward_cpu(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& mean,
+void backward_cpu(const Tensor& x, const Tensor& y, double relu_cap, const Tensor& dy, const Tensor& mean,
                   const Tensor& invstd, const Tensor& weight, bool training, const Tensor& dx,
                   const Tensor& dweight, const Tensor& dbias) {
+  const bool capped = !std::isinf(relu_cap);
   const Extents e = extents(x);
   const double M = static_cast<double>(e.per_channel());
   const T* xp = x.data<T>();
@@ -122,7 +127,9 @@ void backward_cpu(const Tensor& x, const Tensor& y, const Tensor& dy, const Tens
 #pragma omp parallel for
   for (int64_t c = 0; c < e.C; ++c) {
     const double mu = mp[c], istd = ip[c];
-    auto g = [&](int64_t i) -> double { return yp && !(yp[i] > T(0)) ? 0.0 : dyp[i]; };
+    auto g = [&](int64_t i) -> double {
+      return yp && (!(yp[i] > T(0)) || (capped && !(yp[i] < relu_cap))) ? 0.0 : dyp[i];
+    };
     auto xhat = [&](int64_t i) { return (xp[i] - mu) * istd; };
     double sum_g = 0.0, sum_g_xhat = 0.0;
     for_each_in_channel(e, c, [&](int64_t i) {
@@ -150,17 +157,19 @@ void forward_fast(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   cpu::batchnorm_forward_fast({x.elements<float>(), weight.data<float>(), bias.data<float>(),
                                running_mean.data<float>(), running_var.data<float>(), mean.data<float>(),
                                invstd.data<float>(), y.elements<float>(), e.N, e.C, e.HW, x.blocked(), p.training,
-                               p.fuse_relu, p.momentum, p.eps});
+                               p.fuse_relu, static_cast<float>(p.relu_cap), p.momentum, p.eps});
 }
 
-void backward_fast(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& mean, const Tensor& invstd,
-                   const Tensor& weight, bool training, const Tensor& dx, const Tensor& dweight, const Tensor& dbias) {
+void backward_fast(const Tensor& x, const Tensor& y, double relu_cap, const Tensor& dy, const Tensor& mean,
+                   const Tensor& invstd, const Tensor& weight, bool training, const Tensor& dx, const Tensor& dweight,
+                   const Tensor& dbias) {
   const Extents e = extents(x);
   // x, y, dy and dx share x's layout (blocked or plain).
   cpu::batchnorm_backward_fast({x.elements<float>(), y.defined() ? y.elements<float>() : nullptr,
                                 dy.elements<float>(), mean.data<float>(), invstd.data<float>(), weight.data<float>(),
                                 dx.defined() ? dx.elements<float>() : nullptr, dweight.data<float>(),
-                                dbias.data<float>(), e.N, e.C, e.HW, x.blocked(), training});
+                                dbias.data<float>(), e.N, e.C, e.HW, x.blocked(), training,
+                                static_cast<float>(relu_cap)});
 }
 
 #if SIEVE_WITH_CUDA
@@ -202,6 +211,12 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
                    const Tensor& running_mean, const Tensor& running_var, BatchNormParams p) {
   if (x.blocked() && !use_fast(x)) return batchnorm2d(to_plain(x), weight, bias, running_mean, running_var, p);
   check_inputs(x, weight, bias, running_mean, running_var, p);
+  if (x.is_cuda() && p.fuse_relu && !std::isinf(p.relu_cap)) {
+    // The CUDA kernels fuse a plain ReLU only: a capped one runs as its own op.
+    BatchNormParams plain = p;
+    plain.fuse_relu = false;
+    return relu_capped(batchnorm2d(x, weight, bias, running_mean, running_var, plain), p.relu_cap);
+  }
   Tensor y = Tensor::empty_like(x);  // x's layout
   Tensor mean = Tensor::empty_like(running_mean);
   Tensor invstd = Tensor::empty_like(running_mean);
@@ -221,7 +236,7 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
     const Tensor relu_out = p.fuse_relu ? y.view(y.shape()) : Tensor();
     autograd::record(
         y, {&x, &weight, &bias},
-        [x, weight, bias, mean, invstd, relu_out, training = p.training](const Tensor& dy_any) {
+        [x, weight, bias, mean, invstd, relu_out, cap = p.relu_cap, training = p.training](const Tensor& dy_any) {
           // The fast path works in x's layout; the others take plain tensors.
           const bool fast = use_fast(dy_any);
           const Tensor dy = dy_any.relayout(fast && x.blocked());
@@ -233,10 +248,10 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
             SIEVE_IF_CUDA(
                 backward_cuda(x, relu_out, dy, mean, invstd, weight, training, dx, dweight, dbias));
           } else if (fast) {
-            backward_fast(xs, ys, dy, mean, invstd, weight, training, dx, dweight, dbias);
+            backward_fast(xs, ys, cap, dy, mean, invstd, weight, training, dx, dweight, dbias);
           } else {
             dispatch_float(kOp, dy.dtype(), [&](auto tag) {
-              backward_cpu<decltype(tag)>(xs, ys, dy, mean, invstd, weight, training, dx, dweight, dbias);
+              backward_cpu<decltype(tag)>(xs, ys, cap, dy, mean, invstd, weight, training, dx, dweight, dbias);
             });
           }
           autograd::accumulate_fresh(x, std::move(dx));

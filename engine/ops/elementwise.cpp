@@ -179,6 +179,10 @@ Tensor add_op(const char* op, const Tensor& a, const Tensor& b, bool relu) {
 
 Tensor relu(const Tensor& x) { return clamp_op("relu", x, std::numeric_limits<double>::infinity()); }
 Tensor relu6(const Tensor& x) { return clamp_op("relu6", x, 6.0); }
+Tensor relu_capped(const Tensor& x, double cap) {
+  SIEVE_CHECK(cap > 0.0, "relu_capped: the cap must be positive, got ", cap);
+  return clamp_op(std::isinf(cap) ? "relu" : "relu_capped", x, cap);
+}
 Tensor add(const Tensor& a, const Tensor& b) { return add_op("add", a, b, false); }
 Tensor add_relu(const Tensor& a, const Tensor& b) { return add_op("add_relu", a, b, true); }
 

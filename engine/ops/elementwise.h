@@ -8,6 +8,7 @@ namespace sieve {
 
 Tensor relu(const Tensor& x);
 Tensor relu6(const Tensor& x);             // min(max(x, 0), 6)
+Tensor relu_capped(const Tensor& x, double cap);  // min(max(x, 0), cap): relu (+inf), relu6 (6)
 Tensor add(const Tensor& a, const Tensor& b);  // same shape
 Tensor add_relu(const Tensor& a, const Tensor& b);  // max(a + b, 0), one pass (residual joins)
 Tensor scale(const Tensor& x, double s);   // s * x

@@ -6,7 +6,9 @@
 #include <cmath>
 
 #include "engine/autograd.h"
+#include "engine/device.h"
 #include "engine/ops/batchnorm.h"
+#include "engine/ops/elementwise.h"
 #include "layers/layers.h"
 #include "tests/common/check.h"
 
@@ -147,6 +149,44 @@ TEST_CASE("batchnorm2d: backward matches finite differences") {
       test::gradcheck(f, {x.clone(), w, b.clone()}, std::string(mode_name(p)) + ", weight only");
       test::gradcheck(f, {x, w.clone(), b.clone()}, std::string(mode_name(p)) + ", x only");
     }
+}
+
+TEST_CASE("batchnorm2d: a fused capped ReLU (ReLU6) is exactly relu_capped after batch norm") {
+  // The fused kernel's clamp and gradient mask against the two ops composed, in f64 and f32, on
+  // the reference and the fast path (plain and blocked), in training and eval: outputs and all
+  // three gradients bit for bit. Cap 1 puts many outputs at the cap (gradient 0 there) and many
+  // at 0; MobileNetV2 runs it with cap 6.
+  for (const DType dtype : {DType::f64, DType::f32})
+    for (const bool fast : {false, true})
+      for (const bool blocked : {false, true}) {
+        if ((fast || blocked) && dtype == DType::f64) continue;  // f64 runs the reference only
+        if (blocked && !fast) continue;
+        for (const bool training : {true, false}) {
+          const Shape shape{4, 16, 5, 3};
+          const Tensor x = random_tensor(shape, 40, -2.0, 3.0, dtype), w = random_tensor({16}, 41, 0.5, 1.5, dtype);
+          const Tensor b = random_tensor({16}, 42, -0.5, 0.5, dtype), seed = random_tensor(shape, 43, -1.0, 1.0, dtype);
+          auto run = [&](bool fused) {
+            test::FastPathScope scope(fast);
+            const Tensor xl = leaf(x), wl = leaf(w), bl = leaf(b);
+            const Tensor rm = Tensor::zeros({16}, dtype), rv = Tensor::full({16}, 1.0, dtype);
+            const Tensor in = blocked ? to_blocked(xl) : xl;
+            REQUIRE(in.blocked() == blocked);
+            const BatchNormParams p{training, 0.1, 1e-5, fused, fused ? 1.0 : INFINITY};
+            Tensor y = batchnorm2d(in, wl, bl, rm, rv, p);
+            if (!fused) y = relu_capped(y, 1.0);
+            autograd::backward(y, seed);
+            return std::vector<std::vector<double>>{y.to_double(), xl.grad().to_double(), wl.grad().to_double(),
+                                                    bl.grad().to_double()};
+          };
+          const auto fused = run(true), composed = run(false);
+          INFO(dtype_name(dtype), fast ? " fast" : " reference", blocked ? " blocked" : "", training ? " train" : " eval");
+          size_t at_cap = 0, at_zero = 0;
+          for (double v : fused[0]) at_cap += v == 1.0, at_zero += v == 0.0;
+          CHECK(at_cap > 20);
+          CHECK(at_zero > 20);
+          CHECK(fused == composed);
+        }
+      }
 }
 
 TEST_CASE("batchnorm2d: bad inputs") {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "engine/autograd.h"
 #include "engine/device.h"
@@ -54,9 +55,13 @@ void check_conv(const test::ConvConfig& c, uint64_t seed, test::Tol fwd, test::T
 }
 
 // The fast batch norm against the reference on one shape and mode, its input given in the plain
-// or (blocked) the blocked layout, which its output keeps. Each run updates its own copy of the
-// running stats; they are compared too. Draws five seeds from `seed`.
-void check_batchnorm(const Shape& shape, bool training, bool relu, bool blocked, uint64_t& seed) {
+// or (blocked) the blocked layout, which its output keeps, with no fused activation (relu_cap 0),
+// a fused ReLU (+inf) or a capped one (ReLU6's kernel, with a cap that many outputs exceed). Each
+// run updates its own copy of the running stats; they are compared too. Draws five seeds from
+// `seed`.
+constexpr double kNoRelu = 0.0, kRelu = std::numeric_limits<double>::infinity(), kCapped = 1.0;
+
+void check_batchnorm(const Shape& shape, bool training, double relu_cap, bool blocked, uint64_t& seed) {
   const int64_t c = shape[1];
   const Tensor x = leaf(random_tensor(shape, seed++, -2.0, 3.0));
   const Tensor w = leaf(random_tensor({c}, seed++, 0.5, 1.5));
@@ -64,9 +69,11 @@ void check_batchnorm(const Shape& shape, bool training, bool relu, bool blocked,
   const Tensor rm0 = random_tensor({c}, seed++, -0.2, 0.2), rv0 = random_tensor({c}, seed++, 0.5, 2.0);
   Tensor rm_ref = rm0.clone(), rv_ref = rv0.clone(), rm_fast = rm0.clone(), rv_fast = rv0.clone();
   int run = 0;
-  const BatchNormParams p{training, 0.1, 1e-5, relu};
+  const bool relu = relu_cap > 0.0;
+  const BatchNormParams p{training, 0.1, 1e-5, relu, relu ? relu_cap : kRelu};
   const std::string what = cat(blocked ? "blocked batchnorm " : "batchnorm ", shape_str(shape),
-                               training ? " train" : " eval", relu ? " + relu" : "");
+                               training ? " train" : " eval", relu ? " + relu" : "",
+                               relu && relu_cap == kCapped ? " capped at 1" : "");
   test::fast_path_parity(
       [&](const std::vector<Tensor>& t) {
         const bool ref = run++ == 0;
@@ -227,11 +234,11 @@ TEST_CASE("fast path: oneDNN picks a JIT kernel for the models' convolutions, no
   }
 }
 
-TEST_CASE("fast path: batch norm (train and eval, with and without ReLU) matches the reference") {
+TEST_CASE("fast path: batch norm (train and eval, without ReLU, with ReLU, with a capped ReLU) matches the reference") {
   uint64_t seed = 300;
   for (const Shape& shape : {Shape{3, 5, 7, 6}, Shape{4, 16, 8, 8}, Shape{2, 64, 2, 2}})
     for (bool training : {true, false})
-      for (bool relu : {false, true}) check_batchnorm(shape, training, relu, false, seed);
+      for (double cap : {kNoRelu, kRelu, kCapped}) check_batchnorm(shape, training, cap, false, seed);
 }
 
 TEST_CASE("fast path: the blocked layout puts element (n, c, h, w) where nChw16c says") {
@@ -262,7 +269,7 @@ TEST_CASE("fast path: batch norm on the blocked layout matches the reference") {
   uint64_t seed = 500;
   for (const Shape& shape : {Shape{4, 16, 8, 8}, Shape{2, 64, 2, 2}, Shape{3, 32, 5, 7}, Shape{1, 16, 1, 3}})
     for (bool training : {true, false})
-      for (bool relu : {false, true}) check_batchnorm(shape, training, relu, true, seed);
+      for (double cap : {kNoRelu, kRelu, kCapped}) check_batchnorm(shape, training, cap, true, seed);
 }
 
 TEST_CASE("fast path: a residual block stays blocked from convolution to the join and matches the reference") {
