@@ -43,6 +43,12 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
                      {training(), momentum_, eps_, relu_, relu_cap_});
 }
 
+Tensor BatchNorm2d::forward_add_relu(const Tensor& x, const Tensor& residual) {
+  if (training()) num_batches_tracked_->increment_();
+  return batchnorm2d(x, *weight_, *bias_, *running_mean_, *running_var_, {training(), momentum_, eps_, true},
+                     residual);
+}
+
 Linear::Linear(int64_t in_features, int64_t out_features, bool bias, Generator& gen) {
   weight_ = &register_parameter("weight", Tensor::empty({out_features, in_features}));
   kaiming_uniform_(*weight_, std::sqrt(5.0), gen);

@@ -43,6 +43,9 @@ class BatchNorm2d : public Layer {
   explicit BatchNorm2d(int64_t channels, bool relu = false, double eps = 1e-5, double momentum = 0.1,
                        double relu_cap = std::numeric_limits<double>::infinity());
   Tensor forward(const Tensor& x) override;
+  // relu(bn(x) + residual) in one kernel: a ResNet block's residual join (this layer's own relu
+  // flag aside).
+  Tensor forward_add_relu(const Tensor& x, const Tensor& residual);
   Tensor& weight() { return *weight_; }
 
  private:

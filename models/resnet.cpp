@@ -41,7 +41,7 @@ class BasicBlock : public Layer {
   }
 
   Tensor forward(const Tensor& x) override {
-    Tensor h = bn2_->forward(conv2_->forward(bn1_->forward(conv1_->forward(x))));
+    Tensor h = conv2_->forward(bn1_->forward(conv1_->forward(x)));
     Tensor s = x;
     if (projection_) s = projection_->forward(x);
     if (pad_weight_.defined()) {
@@ -49,7 +49,7 @@ class BasicBlock : public Layer {
         pad_weight_ = pad_weight_.to(x.dtype()).to(x.device());
       s = conv2d(x, pad_weight_, Tensor(), {2, 0, 1});
     }
-    return add_relu(h, s);
+    return bn2_->forward_add_relu(h, s);  // relu(bn2(h) + s), one pass
   }
 
   void init_convs(const std::function<void(Tensor&)>& init) {

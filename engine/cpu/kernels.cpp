@@ -165,6 +165,25 @@ void blocked_map(int64_t n, int64_t c, int64_t hw, float* out, F&& f) {
     }
 }
 
+// out[k] = f(k, ch) and out2[k] = f2(k, ch) in one pass.
+template <class F, class F2>
+void blocked_map2(int64_t n, int64_t c, int64_t hw, float* out, F&& f, float* out2, F2&& f2) {
+  const int64_t blocks = c / kLanes;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t s = 0; s < n; ++s)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t base = (s * blocks + b) * hw * kLanes;
+      for (int64_t i = 0; i < hw; ++i) {
+#pragma omp simd
+        for (int64_t l = 0; l < kLanes; ++l) {
+          const int64_t k = base + i * kLanes + l;
+          out[k] = f(k, b * kLanes + l);
+          out2[k] = f2(k, b * kLanes + l);
+        }
+      }
+    }
+}
+
 // The channel sums of all blocks first, then channel_affine per channel, then one pass over y.
 void blocked_forward(const BatchNormForward& a) {
   const double m = static_cast<double>(a.n * a.hw);
@@ -184,9 +203,14 @@ void blocked_forward(const BatchNormForward& a) {
     const ChannelAffine f = channel_affine(a, ch, mu[ch], var[ch] / m, m);
     scale[ch] = f.scale, shift[ch] = f.shift;
   }
-  const float *sc = scale.data(), *sh = shift.data();
+  const float *sc = scale.data(), *sh = shift.data(), *r = a.residual;
   const float cap = a.relu_cap;
-  if (a.relu)
+  if (r && a.relu)
+    blocked_map(a.n, a.c, a.hw, a.y,
+                [x, r, sc, sh, cap](int64_t k, int64_t ch) { return clamped(x[k] * sc[ch] + sh[ch] + r[k], cap); });
+  else if (r)
+    blocked_map(a.n, a.c, a.hw, a.y, [x, r, sc, sh](int64_t k, int64_t ch) { return x[k] * sc[ch] + sh[ch] + r[k]; });
+  else if (a.relu)
     blocked_map(a.n, a.c, a.hw, a.y,
                 [x, sc, sh, cap](int64_t k, int64_t ch) { return clamped(x[k] * sc[ch] + sh[ch], cap); });
   else
@@ -208,11 +232,14 @@ void blocked_backward(const BatchNormBackward& a) {
     const ChannelGrad k = channel_grad(a, ch, sum_g[ch], sum_gx[ch], m);
     k_g[ch] = k.k_g, k_0[ch] = k.k_0, k_x[ch] = k.k_x;
   }
-  if (!a.dx) return;
   const float *kg = k_g.data(), *k0 = k_0.data(), *kx = k_x.data();
-  blocked_map(a.n, a.c, a.hw, a.dx, [&g, x, mu, kg, k0, kx](int64_t k, int64_t ch) {
-    return kg[ch] * g(k) - k0[ch] - kx[ch] * (x[k] - mu[ch]);
-  });
+  auto dx = [&g, x, mu, kg, k0, kx](int64_t k, int64_t ch) { return kg[ch] * g(k) - k0[ch] - kx[ch] * (x[k] - mu[ch]); };
+  if (a.dx && a.dresidual)
+    blocked_map2(a.n, a.c, a.hw, a.dx, dx, a.dresidual, [&g](int64_t k, int64_t) { return g(k); });
+  else if (a.dx)
+    blocked_map(a.n, a.c, a.hw, a.dx, dx);
+  else if (a.dresidual)
+    blocked_map(a.n, a.c, a.hw, a.dresidual, [&g](int64_t k, int64_t) { return g(k); });
 }
 
 }  // namespace
@@ -238,8 +265,17 @@ void batchnorm_forward_fast(const BatchNormForward& a) {
       const int64_t base = (s * a.c + c) * a.hw;
       const float* xp = x + base;
       float* yp = a.y + base;
-      if (a.relu) {
-        const float cap = a.relu_cap;
+      const float cap = a.relu_cap;
+      if (a.residual) {
+        const float* rp = a.residual + base;
+        if (a.relu) {
+#pragma omp simd
+          for (int64_t i = 0; i < a.hw; ++i) yp[i] = clamped(xp[i] * scale + shift + rp[i], cap);
+        } else {
+#pragma omp simd
+          for (int64_t i = 0; i < a.hw; ++i) yp[i] = xp[i] * scale + shift + rp[i];
+        }
+      } else if (a.relu) {
 #pragma omp simd
         for (int64_t i = 0; i < a.hw; ++i) yp[i] = clamped(xp[i] * scale + shift, cap);
       } else {
@@ -268,9 +304,14 @@ void batchnorm_backward_channels(const BatchNormBackward& a) {
     const double sum_gx = channel_sum(a.n, c, a.c, a.hw, [&](int64_t i) { return g(i) * (x[i] - mu); });
     const ChannelGrad k = channel_grad(a, c, sum_g, sum_gx, m);
     const float k_g = k.k_g, k_0 = k.k_0, k_x = k.k_x;  // plain names: the loop below is an OpenMP region
-    if (!a.dx) continue;
     for (int64_t s = 0; s < a.n; ++s) {
       const int64_t base = (s * a.c + c) * a.hw;
+      if (a.dresidual) {
+        float* drp = a.dresidual + base;
+#pragma omp simd
+        for (int64_t i = 0; i < a.hw; ++i) drp[i] = g(base + i);
+      }
+      if (!a.dx) continue;
       float* dxp = a.dx + base;
 #pragma omp simd
       for (int64_t i = 0; i < a.hw; ++i) dxp[i] = k_g * g(base + i) - k_0 - k_x * (x[base + i] - mu);

@@ -9,9 +9,9 @@ namespace sieve::cpu {
 // x, y: (N, C, HW), or blocked (nChw16c, C a multiple of 16: see Tensor::blocked). Training:
 // batch statistics into mean / invstd (C,) and the running stats updated as PyTorch does
 // (unbiased running variance); eval: normalises with the running stats. relu: y clamped to
-// [0, relu_cap] (+inf: ReLU; 6: ReLU6).
+// [0, relu_cap] (+inf: ReLU; 6: ReLU6). residual (x's layout, or null) is added before it.
 struct BatchNormForward {
-  const float *x, *weight, *bias;
+  const float *x, *residual, *weight, *bias;
   float *running_mean, *running_var;
   float *mean, *invstd, *y;
   int64_t n, c, hw;
@@ -23,10 +23,11 @@ void batchnorm_forward_fast(const BatchNormForward& a);
 
 // y is the forward output, read only with a fused ReLU (y null without one): the gradient flows
 // where 0 < y < relu_cap (0 < y when relu_cap is +inf). dx may be null. dweight = sum(g * xhat),
-// dbias = sum(g) per channel.
+// dbias = sum(g) per channel. dresidual (or null): the gradient of a residual added in the forward
+// pass, g itself, written in the pass that writes dx.
 struct BatchNormBackward {
   const float *x, *y, *dy, *mean, *invstd, *weight;
-  float *dx, *dweight, *dbias;
+  float *dx, *dweight, *dbias, *dresidual;
   int64_t n, c, hw;
   bool blocked, training;
   float relu_cap;

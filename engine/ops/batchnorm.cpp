@@ -67,10 +67,11 @@ void for_each_in_channel(const Extents& e, int64_t c, F&& f) {
 template <class T>
 void forward_cpu(const Tensor& x, const Tensor& weight, const Tensor& bias,
                  const Tensor& running_mean, const Tensor& running_var, const BatchNormParams& p,
-                 const Tensor& mean, const Tensor& invstd, const Tensor& y) {
+                 const Tensor& residual, const Tensor& mean, const Tensor& invstd, const Tensor& y) {
   const Extents e = extents(x);
   const double M = static_cast<double>(e.per_channel());
   const T* xp = x.data<T>();
+  const T* rp = residual.defined() ? residual.data<T>() : nullptr;
   const T* w = weight.data<T>();
   const T* b = bias.data<T>();
   T* rm = running_mean.data<T>();
@@ -97,7 +98,7 @@ void forward_cpu(const Tensor& x, const Tensor& weight, const Tensor& bias,
     mp[c] = static_cast<T>(mu);
     ip[c] = static_cast<T>(istd);
     for_each_in_channel(e, c, [&](int64_t i) {
-      const double v = (xp[i] - mu) * istd * w[c] + b[c];
+      const double v = (xp[i] - mu) * istd * w[c] + b[c] + (rp ? double(rp[i]) : 0.0);
       // relu / relu6's selects: NaN stays NaN.
       const double low = p.fuse_relu && v < 0.0 ? 0.0 : v;
       yp[i] = static_cast<T>(p.fuse_relu && low > p.relu_cap ? p.relu_cap : low);
@@ -107,11 +108,12 @@ void forward_cpu(const Tensor& x, const Tensor& weight, const Tensor& bias,
 
 // y is defined only with a fused ReLU: the gradient flows where 0 < y < relu_cap (0 < y when
 // relu_cap is +inf). dx may be undefined (x needs no gradient); dweight and dbias (C,) are always
-// written.
+// written; dresidual, when defined, gets the gradient of a fused residual: the masked dy.
 template <class T>
 void backward_cpu(const Tensor& x, const Tensor& y, double relu_cap, const Tensor& dy, const Tensor& mean,
                   const Tensor& invstd, const Tensor& weight, bool training, const Tensor& dx,
-                  const Tensor& dweight, const Tensor& dbias) {
+                  const Tensor& dweight, const Tensor& dbias, const Tensor& dresidual) {
+  T* drp = dresidual.defined() ? dresidual.data<T>() : nullptr;
   const bool capped = !std::isinf(relu_cap);
   const Extents e = extents(x);
   const double M = static_cast<double>(e.per_channel());
@@ -138,6 +140,7 @@ void backward_cpu(const Tensor& x, const Tensor& y, double relu_cap, const Tenso
     });
     dw[c] = static_cast<T>(sum_g_xhat);
     db[c] = static_cast<T>(sum_g);
+    if (drp) for_each_in_channel(e, c, [&](int64_t i) { drp[i] = static_cast<T>(g(i)); });
     if (!dxp) continue;
     const double scale = w[c] * istd;
     for_each_in_channel(e, c, [&](int64_t i) {
@@ -151,10 +154,11 @@ void backward_cpu(const Tensor& x, const Tensor& y, double relu_cap, const Tenso
 bool use_fast(const Tensor& x) { return !x.is_cuda() && x.dtype() == DType::f32 && cpu_fast_path(); }
 
 void forward_fast(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
-                  const Tensor& running_var, const BatchNormParams& p, const Tensor& mean, const Tensor& invstd,
-                  const Tensor& y) {
+                  const Tensor& running_var, const BatchNormParams& p, const Tensor& residual, const Tensor& mean,
+                  const Tensor& invstd, const Tensor& y) {
   const Extents e = extents(x);
-  cpu::batchnorm_forward_fast({x.elements<float>(), weight.data<float>(), bias.data<float>(),
+  cpu::batchnorm_forward_fast({x.elements<float>(), residual.defined() ? residual.elements<float>() : nullptr,
+                               weight.data<float>(), bias.data<float>(),
                                running_mean.data<float>(), running_var.data<float>(), mean.data<float>(),
                                invstd.data<float>(), y.elements<float>(), e.N, e.C, e.HW, x.blocked(), p.training,
                                p.fuse_relu, static_cast<float>(p.relu_cap), p.momentum, p.eps});
@@ -162,14 +166,14 @@ void forward_fast(const Tensor& x, const Tensor& weight, const Tensor& bias, con
 
 void backward_fast(const Tensor& x, const Tensor& y, double relu_cap, const Tensor& dy, const Tensor& mean,
                    const Tensor& invstd, const Tensor& weight, bool training, const Tensor& dx, const Tensor& dweight,
-                   const Tensor& dbias) {
+                   const Tensor& dbias, const Tensor& dresidual) {
   const Extents e = extents(x);
   // x, y, dy and dx share x's layout (blocked or plain).
   cpu::batchnorm_backward_fast({x.elements<float>(), y.defined() ? y.elements<float>() : nullptr,
                                 dy.elements<float>(), mean.data<float>(), invstd.data<float>(), weight.data<float>(),
                                 dx.defined() ? dx.elements<float>() : nullptr, dweight.data<float>(),
-                                dbias.data<float>(), e.N, e.C, e.HW, x.blocked(), training,
-                                static_cast<float>(relu_cap)});
+                                dbias.data<float>(), dresidual.defined() ? dresidual.elements<float>() : nullptr,
+                                e.N, e.C, e.HW, x.blocked(), training, static_cast<float>(relu_cap)});
 }
 
 #if SIEVE_WITH_CUDA
@@ -208,15 +212,28 @@ void backward_cuda(const Tensor& x, const Tensor& y, const Tensor& dy, const Ten
 }  // namespace
 
 Tensor batchnorm2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                   const Tensor& running_mean, const Tensor& running_var, BatchNormParams p) {
-  if (x.blocked() && !use_fast(x)) return batchnorm2d(to_plain(x), weight, bias, running_mean, running_var, p);
+                   const Tensor& running_mean, const Tensor& running_var, BatchNormParams p,
+                   const Tensor& residual) {
+  if (x.blocked() && !use_fast(x))
+    return batchnorm2d(to_plain(x), weight, bias, running_mean, running_var, p,
+                       residual.defined() ? to_plain(residual) : residual);
   check_inputs(x, weight, bias, running_mean, running_var, p);
-  if (x.is_cuda() && p.fuse_relu && !std::isinf(p.relu_cap)) {
-    // The CUDA kernels fuse a plain ReLU only: a capped one runs as its own op.
+  if (residual.defined()) {
+    check_same_shape(kOp, x, "x", residual, "residual");
+    check_same_device(kOp, x, residual);
+    check_dtype(kOp, residual, "residual", x.dtype());
+  }
+  const bool capped = p.fuse_relu && !std::isinf(p.relu_cap);
+  if (x.is_cuda() && (capped || residual.defined())) {
+    // The CUDA kernels fuse a plain ReLU only: a capped one, or a residual join, runs as its ops.
     BatchNormParams plain = p;
     plain.fuse_relu = false;
-    return relu_capped(batchnorm2d(x, weight, bias, running_mean, running_var, plain), p.relu_cap);
+    Tensor y = batchnorm2d(x, weight, bias, running_mean, running_var, plain);
+    if (residual.defined()) y = add(y, residual);
+    return p.fuse_relu ? relu_capped(y, p.relu_cap) : y;
   }
+  // The residual in x's layout (its gradient goes back to it in its own, by accumulate).
+  const Tensor r = residual.defined() ? residual.relayout(x.blocked()) : Tensor();
   Tensor y = Tensor::empty_like(x);  // x's layout
   Tensor mean = Tensor::empty_like(running_mean);
   Tensor invstd = Tensor::empty_like(running_mean);
@@ -224,19 +241,20 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
     check_cuda_f32(kOp, x);
     SIEVE_IF_CUDA(forward_cuda(x, weight, bias, running_mean, running_var, p, mean, invstd, y));
   } else if (use_fast(x)) {
-    forward_fast(x, weight, bias, running_mean, running_var, p, mean, invstd, y);
+    forward_fast(x, weight, bias, running_mean, running_var, p, r, mean, invstd, y);
   } else {
     dispatch_float(kOp, x.dtype(), [&](auto tag) {
-      forward_cpu<decltype(tag)>(x, weight, bias, running_mean, running_var, p, mean, invstd, y);
+      forward_cpu<decltype(tag)>(x, weight, bias, running_mean, running_var, p, r, mean, invstd, y);
     });
   }
-  if (autograd::needs_grad({&x, &weight, &bias})) {
+  if (autograd::needs_grad({&x, &weight, &bias, &residual})) {
     // The ReLU mask is read from y itself, so y is kept only when the ReLU is fused.
     // (Its data only: the node must not own its own output.)
     const Tensor relu_out = p.fuse_relu ? y.view(y.shape()) : Tensor();
     autograd::record(
-        y, {&x, &weight, &bias},
-        [x, weight, bias, mean, invstd, relu_out, cap = p.relu_cap, training = p.training](const Tensor& dy_any) {
+        y, {&x, &weight, &bias, &residual},
+        [x, weight, bias, residual, mean, invstd, relu_out, cap = p.relu_cap,
+         training = p.training](const Tensor& dy_any) {
           // The fast path works in x's layout; the others take plain tensors.
           const bool fast = use_fast(dy_any);
           const Tensor dy = dy_any.relayout(fast && x.blocked());
@@ -244,19 +262,22 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
           Tensor dx = x.requires_grad() ? Tensor::empty_like(xs) : Tensor();
           Tensor dweight = Tensor::empty_like(weight);
           Tensor dbias = Tensor::empty_like(bias);
+          Tensor dresidual = residual.defined() && residual.requires_grad() ? Tensor::empty_like(xs) : Tensor();
           if (dy.is_cuda()) {
             SIEVE_IF_CUDA(
                 backward_cuda(x, relu_out, dy, mean, invstd, weight, training, dx, dweight, dbias));
           } else if (fast) {
-            backward_fast(xs, ys, cap, dy, mean, invstd, weight, training, dx, dweight, dbias);
+            backward_fast(xs, ys, cap, dy, mean, invstd, weight, training, dx, dweight, dbias, dresidual);
           } else {
             dispatch_float(kOp, dy.dtype(), [&](auto tag) {
-              backward_cpu<decltype(tag)>(xs, ys, cap, dy, mean, invstd, weight, training, dx, dweight, dbias);
+              backward_cpu<decltype(tag)>(xs, ys, cap, dy, mean, invstd, weight, training, dx, dweight, dbias,
+                                          dresidual);
             });
           }
           autograd::accumulate_fresh(x, std::move(dx));
           autograd::accumulate_fresh(weight, std::move(dweight));
           autograd::accumulate_fresh(bias, std::move(dbias));
+          autograd::accumulate_fresh(residual, std::move(dresidual));
         });
   }
   return y;

@@ -24,7 +24,11 @@ struct BatchNormParams {
 // Eval: normalises with the running stats. fuse_relu applies ReLU (or ReLU6, relu_cap) to the
 // output in the same kernel and masks the gradient as relu / relu6 do: it flows where
 // 0 < y < relu_cap (0 < y for ReLU). On CUDA a capped ReLU runs as batch norm, then relu6's kernel.
+// residual (optional, x's shape, dtype and device): added to the normalised x before the
+// activation, y = act(bn(x) + residual), the residual join of a ResNet block in the same pass (its
+// gradient is the activation's masked dy). On CUDA it runs as batch norm, then add / add_relu.
 Tensor batchnorm2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                   const Tensor& running_mean, const Tensor& running_var, BatchNormParams p = {});
+                   const Tensor& running_mean, const Tensor& running_var, BatchNormParams p = {},
+                   const Tensor& residual = Tensor());
 
 }  // namespace sieve

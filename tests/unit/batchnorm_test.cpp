@@ -189,6 +189,56 @@ TEST_CASE("batchnorm2d: a fused capped ReLU (ReLU6) is exactly relu_capped after
       }
 }
 
+TEST_CASE("batchnorm2d: a fused residual join is exactly add_relu(batchnorm(x), residual)") {
+  // relu(bn(x) + r) in one kernel (ResNet's join) against the two ops composed: f64 on the
+  // reference, f32 on the fast path (plain and blocked, the residual in the other layout too),
+  // training and eval, with gradients wanted by everything, by the residual only, and by all but
+  // the residual: outputs and gradients bit for bit. (The f32 reference rounds once where the
+  // composition rounds twice, so it is compared with a tolerance.)
+  struct Case {
+    DType dtype;
+    bool fast, blocked, residual_blocked;
+  };
+  for (const Case c : {Case{DType::f64, false, false, false}, Case{DType::f32, false, false, false},
+                       Case{DType::f32, true, false, false}, Case{DType::f32, true, true, true},
+                       Case{DType::f32, true, true, false}})
+    for (const bool training : {true, false})
+      for (const int wanted : {0, 1, 2}) {  // 0: all, 1: the residual only, 2: all but the residual
+        const Shape shape{3, 32, 4, 5};
+        const Tensor x = random_tensor(shape, 50, -2.0, 3.0, c.dtype), r = random_tensor(shape, 51, -1.0, 1.0, c.dtype);
+        const Tensor w = random_tensor({32}, 52, 0.5, 1.5, c.dtype), b = random_tensor({32}, 53, -0.5, 0.5, c.dtype);
+        const Tensor seed = random_tensor(shape, 54, -1.0, 1.0, c.dtype);
+        auto run = [&](bool fused) {
+          test::FastPathScope scope(c.fast);
+          const Tensor xl = wanted == 1 ? x.clone() : leaf(x), wl = wanted == 1 ? w.clone() : leaf(w);
+          const Tensor bl = wanted == 1 ? b.clone() : leaf(b), rl = wanted == 2 ? r.clone() : leaf(r);
+          const Tensor rm = Tensor::zeros({32}, c.dtype), rv = Tensor::full({32}, 1.0, c.dtype);
+          const Tensor in = c.blocked ? to_blocked(xl) : xl, res = c.residual_blocked ? to_blocked(rl) : rl;
+          REQUIRE(in.blocked() == c.blocked);
+          const Tensor y = fused ? batchnorm2d(in, wl, bl, rm, rv, {training, 0.1, 1e-5, true}, res)
+                                 : add_relu(batchnorm2d(in, wl, bl, rm, rv, {training, 0.1, 1e-5, false}), res);
+          if (fused) CHECK(y.blocked() == c.blocked);  // x's layout, whatever the residual's
+          autograd::backward(y, seed);
+          std::vector<std::vector<double>> out{y.to_double()};
+          for (const Tensor* t : {&xl, &wl, &bl, &rl})
+            out.push_back(t->requires_grad() ? t->grad().to_double() : std::vector<double>{});
+          return out;
+        };
+        const auto fused = run(true), composed = run(false);
+        INFO(dtype_name(c.dtype), c.fast ? " fast" : " reference", c.blocked ? " blocked" : "",
+             c.residual_blocked ? " (residual blocked)" : "", training ? " train" : " eval", ", wanted ", wanted);
+        size_t zeros = 0;
+        for (double v : fused[0]) zeros += v == 0.0;
+        CHECK(zeros > 20);  // the ReLU is active
+        CHECK(fused[4].empty() == (wanted == 2));
+        if (c.dtype == DType::f32 && !c.fast) {
+          for (size_t k = 0; k < fused.size(); ++k) test::expect_close(fused[k], composed[k], test::kGrad, "f32 reference");
+        } else {
+          CHECK(fused == composed);
+        }
+      }
+}
+
 TEST_CASE("batchnorm2d: bad inputs") {
   const Tensor x = random_tensor({2, 4, 3, 3}, 30);
   const Tensor c4 = random_tensor({4}, 31, 0.5, 1.5);

@@ -168,7 +168,7 @@ TEST_CASE("autograd: forwards without backward keep nothing once their outputs a
   {
     const ModelOutput out = model->forward(x);
     const Tensor loss = cross_entropy(out.logits, Tensor::from_vector(std::vector<int64_t>{1, 2, 3, 4}, {4}));
-    CHECK(autograd::live_nodes() > before + 50);
+    CHECK(autograd::live_nodes() > before + 38);  // a node per convolution and per batch norm at least
     autograd::backward(loss);
     // Only the nodes of what is still held remain (emptied): loss, logits, features.
     CHECK(autograd::live_nodes() <= before + 3);
