@@ -454,6 +454,7 @@ std::vector<DefenseRow> run_defense_benchmark(const DefenseBenchmarkConfig& o) {
       auto model = make_model(st.model, mc);
       TrainConfig rc = tc;
       rc.epochs = retrain_epochs;
+      rc.test_each_epoch = false;  // a retrain's result is its final model's; one test pass, not one per epoch
       rc.checkpoint = (ddir / "checkpoint.safetensors").string();
       Trainer t(*model, dtrain, &dtest, rc);
       t.set_subset(keep);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "datasets/augment.h"
@@ -348,9 +349,12 @@ std::vector<EpochStats> Trainer::fit() {
   for (int64_t epoch = done; epoch < cfg_.epochs; ++epoch) {
     EpochStats s = train_epoch(epoch, *schedule, steps_per_epoch);
     if (epoch_hook_) epoch_hook_(epoch);
-    if (test_) {
+    const bool tested = test_ && (cfg_.test_each_epoch || epoch + 1 == cfg_.epochs);
+    if (tested) {
       const EvalStats e = evaluate(*test_);
       s.test_loss = e.loss, s.test_acc = e.accuracy;
+    } else if (test_) {
+      s.test_loss = s.test_acc = std::numeric_limits<double>::quiet_NaN();
     }
     history_.push_back(s);
     if (!cfg_.checkpoint.empty()) save_checkpoint(epoch + 1);
@@ -358,7 +362,7 @@ std::vector<EpochStats> Trainer::fit() {
       const double eta = s.seconds * static_cast<double>(cfg_.epochs - epoch - 1);
       std::fprintf(stderr, "epoch %ld/%ld  lr %.5f  loss %.4f  acc %.4f", long(epoch + 1), long(cfg_.epochs), s.lr,
                    s.train_loss, s.train_acc);
-      if (test_) std::fprintf(stderr, "  test loss %.4f  test acc %.4f", s.test_loss, s.test_acc);
+      if (tested) std::fprintf(stderr, "  test loss %.4f  test acc %.4f", s.test_loss, s.test_acc);
       std::fprintf(stderr, "  %.0f img/s  %.1fs/epoch  ETA %s\n", s.images_per_s, s.seconds, fmt_duration(eta).c_str());
     }
   }

@@ -44,6 +44,9 @@ struct TrainConfig {
   uint64_t seed = 0;      // shuffling, augmentation, dropout
   std::string checkpoint; // file written atomically after each epoch and resumed from; "" = none
   bool progress = true;   // one line per epoch on stderr
+  // Evaluate the test set after every epoch; false: after the last one only (the other epochs'
+  // test columns are NaN), for runs that only need the final model's accuracy.
+  bool test_each_epoch = true;
   // CUDA: after two eager steps, capture the whole step (assembly, forward, backward, SGD) as one
   // CUDA graph and replay it (--cuda-graph on|off). Off: the same sync-free step, run eagerly.
   bool cuda_graph = true;

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include "apps/train_command.h"
@@ -37,11 +38,13 @@ std::unique_ptr<Model> resnet20_for_4_classes() {
 }
 
 // Trains ResNet-20 on 64 synthetic images; stop_after > 0 throws after that many epochs, as a kill would.
-Run train_tiny(const std::string& checkpoint, int64_t stop_after) {
+Run train_tiny(const std::string& checkpoint, int64_t stop_after, bool test_each_epoch = true) {
   const DeviceDataset train = to_device(make_synthetic(64, 4, 1), Device::cpu);
   const DeviceDataset test = to_device(make_synthetic(32, 4, 2), Device::cpu);
   auto model = resnet20_for_4_classes();
-  Trainer t(*model, train, &test, tiny_config(checkpoint));
+  TrainConfig cfg = tiny_config(checkpoint);
+  cfg.test_each_epoch = test_each_epoch;
+  Trainer t(*model, train, &test, cfg);
   t.on_epoch_end([&](int64_t epoch) {
     if (stop_after > 0 && epoch + 1 > stop_after) throw std::runtime_error("killed");
   });
@@ -67,6 +70,18 @@ TEST_CASE("trainer: a killed run resumes to the same final metrics and weights")
   }
   CHECK(resumed.weights == whole.weights);
   CHECK(whole.history.back().train_loss < whole.history.front().train_loss);
+}
+
+TEST_CASE("trainer: testing after the last epoch only changes nothing but the earlier test columns") {
+  // What the defense benchmark's retrains do: the same training, one test pass at the end.
+  const Run each = train_tiny("", 0), last = train_tiny("", 0, false);
+  REQUIRE(last.history.size() == 3);
+  for (size_t e = 0; e < 3; ++e) CHECK(last.history[e].train_loss == each.history[e].train_loss);
+  CHECK(std::isnan(last.history[0].test_acc));
+  CHECK(std::isnan(last.history[1].test_loss));
+  CHECK(last.history[2].test_acc == each.history[2].test_acc);
+  CHECK(last.history[2].test_loss == each.history[2].test_loss);
+  CHECK(last.weights == each.weights);
 }
 
 TEST_CASE("trainer: an epoch at lr 0 (the study's first warm-up epoch) still moves BN statistics and momentum") {
