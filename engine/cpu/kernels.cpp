@@ -150,9 +150,10 @@ void blocked_channel_sums(int64_t n, int64_t c, int64_t hw, F&& f, double* sum) 
   blocked_channel_sums(n, c, hw, f, sum, f, nullptr);
 }
 
-// out[k] = f(k, ch) over a blocked tensor, threaded over samples and blocks.
-template <class F>
-void blocked_map(int64_t n, int64_t c, int64_t hw, float* out, F&& f) {
+// body(k, ch) for every element k of a blocked tensor (ch its channel), threaded over samples
+// and blocks, vectorised over the lanes of a pixel.
+template <class Body>
+void blocked_for_each(int64_t n, int64_t c, int64_t hw, Body&& body) {
   const int64_t blocks = c / kLanes;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t s = 0; s < n; ++s)
@@ -160,28 +161,24 @@ void blocked_map(int64_t n, int64_t c, int64_t hw, float* out, F&& f) {
       const int64_t base = (s * blocks + b) * hw * kLanes;
       for (int64_t i = 0; i < hw; ++i) {
 #pragma omp simd
-        for (int64_t l = 0; l < kLanes; ++l) out[base + i * kLanes + l] = f(base + i * kLanes + l, b * kLanes + l);
+        for (int64_t l = 0; l < kLanes; ++l) body(base + i * kLanes + l, b * kLanes + l);
       }
     }
+}
+
+// out[k] = f(k, ch) over a blocked tensor.
+template <class F>
+void blocked_map(int64_t n, int64_t c, int64_t hw, float* out, F&& f) {
+  blocked_for_each(n, c, hw, [out, &f](int64_t k, int64_t ch) { out[k] = f(k, ch); });
 }
 
 // out[k] = f(k, ch) and out2[k] = f2(k, ch) in one pass.
 template <class F, class F2>
 void blocked_map2(int64_t n, int64_t c, int64_t hw, float* out, F&& f, float* out2, F2&& f2) {
-  const int64_t blocks = c / kLanes;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t s = 0; s < n; ++s)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t base = (s * blocks + b) * hw * kLanes;
-      for (int64_t i = 0; i < hw; ++i) {
-#pragma omp simd
-        for (int64_t l = 0; l < kLanes; ++l) {
-          const int64_t k = base + i * kLanes + l;
-          out[k] = f(k, b * kLanes + l);
-          out2[k] = f2(k, b * kLanes + l);
-        }
-      }
-    }
+  blocked_for_each(n, c, hw, [out, out2, &f, &f2](int64_t k, int64_t ch) {
+    out[k] = f(k, ch);
+    out2[k] = f2(k, ch);
+  });
 }
 
 // The channel sums of all blocks first, then channel_affine per channel, then one pass over y.

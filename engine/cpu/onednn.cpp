@@ -162,6 +162,7 @@ struct Plan {
 };
 
 std::unique_ptr<Plan> make_plan(const ConvShape& g, bool bf16, Pass pass) {
+  SIEVE_CHECK(!g.winograd || winograd_suits(g, bf16), "conv2d: Winograd asked for a shape it does not suit");
   const dt in = bf16 ? dt::bf16 : dt::f32;
   const memory::dims stride{g.stride, g.stride}, pad{g.pad, g.pad};
   const auto fwd = forward_pd(g, bf16);
@@ -202,7 +203,6 @@ using PlanKey = std::array<int64_t, 17>;
 
 Plan& plan_for(const ConvShape& g, bool bf16, Pass pass) {
   static std::map<PlanKey, std::unique_ptr<Plan>> cache;
-  SIEVE_CHECK(!g.winograd || winograd_suits(g, bf16), "conv2d: Winograd asked for a shape it does not suit");
   const PlanKey key{g.n, g.c, g.h, g.w, g.k, g.r, g.s, g.p, g.q, g.stride, g.pad, g.groups, g.x_blocked,
                     g.y_blocked, g.winograd, bf16, static_cast<int64_t>(pass)};
   auto it = cache.find(key);
