@@ -84,11 +84,15 @@ float masked(float y, float dy, float cap) {
 }
 
 Mask mask_of(const BatchNormBackward& a) {
-  return !a.y ? Mask::none : std::isinf(a.relu_cap) ? Mask::relu : Mask::capped;
+  return !a.y && !a.scale ? Mask::none : std::isinf(a.relu_cap) ? Mask::relu : Mask::capped;
 }
 
 // The fused activation's forward, relu / relu6's selects: NaN stays NaN, +inf passes ReLU.
 inline float clamped(float v, float cap) { return std::min(std::max(v, 0.0f), cap); }
+
+// The normalisation folded into one affine, in the forward pass and where a backward recomputes
+// the ReLU's mask from x: one function, so both round alike (masked() of it selects as of y).
+inline float affine(float x, float scale, float shift) { return x * scale + shift; }
 
 // The blocked layout (nChw16c): plane (s, b) holds hw pixels of the kLanes channels b * kLanes
 // ... b * kLanes + kLanes - 1, interleaved, so one vector holds one pixel of kLanes channels and
@@ -209,34 +213,42 @@ void blocked_forward(const BatchNormForward& a) {
     blocked_map(a.n, a.c, a.hw, a.y, [x, r, sc, sh](int64_t k, int64_t ch) { return x[k] * sc[ch] + sh[ch] + r[k]; });
   else if (a.relu)
     blocked_map(a.n, a.c, a.hw, a.y,
-                [x, sc, sh, cap](int64_t k, int64_t ch) { return clamped(x[k] * sc[ch] + sh[ch], cap); });
+                [x, sc, sh, cap](int64_t k, int64_t ch) { return clamped(affine(x[k], sc[ch], sh[ch]), cap); });
   else
-    blocked_map(a.n, a.c, a.hw, a.y, [x, sc, sh](int64_t k, int64_t ch) { return x[k] * sc[ch] + sh[ch]; });
+    blocked_map(a.n, a.c, a.hw, a.y, [x, sc, sh](int64_t k, int64_t ch) { return affine(x[k], sc[ch], sh[ch]); });
+  if (a.scale) std::copy(scale.begin(), scale.end(), a.scale), std::copy(shift.begin(), shift.end(), a.shift);
 }
 
-template <Mask M>
+// FromX: the mask from the forward's affine of x (BatchNormBackward::scale), y not read.
+template <Mask M, bool FromX>
 void blocked_backward(const BatchNormBackward& a) {
   const double m = static_cast<double>(a.n * a.hw);
-  const float *x = a.x, *y = a.y, *dy = a.dy, *mu = a.mean;
+  const float *x = a.x, *y = a.y, *dy = a.dy, *mu = a.mean, *sc = a.scale, *sh = a.shift;
   const float cap = a.relu_cap;
-  auto g = [y, dy, cap](int64_t k) { return masked<M>(M == Mask::none ? 0.0f : y[k], dy[k], cap); };
+  auto g = [x, y, dy, sc, sh, cap](int64_t k, int64_t ch) {
+    if constexpr (M == Mask::none) return dy[k];
+    else if constexpr (FromX) return masked<M>(affine(x[k], sc[ch], sh[ch]), dy[k], cap);
+    else return masked<M>(y[k], dy[k], cap);
+  };
   std::vector<double> sum_g(a.c), sum_gx(a.c);
-  // Both sums in one pass over x, y and dy.
-  blocked_channel_sums(a.n, a.c, a.hw, [&g](int64_t k, int64_t) { return g(k); }, sum_g.data(),
-                       [&g, x, mu](int64_t k, int64_t ch) { return g(k) * (x[k] - mu[ch]); }, sum_gx.data());
+  // Both sums in one pass over x, dy (and y).
+  blocked_channel_sums(a.n, a.c, a.hw, [&g](int64_t k, int64_t ch) { return g(k, ch); }, sum_g.data(),
+                       [&g, x, mu](int64_t k, int64_t ch) { return g(k, ch) * (x[k] - mu[ch]); }, sum_gx.data());
   std::vector<float> k_g(a.c), k_0(a.c), k_x(a.c);
   for (int64_t ch = 0; ch < a.c; ++ch) {
     const ChannelGrad k = channel_grad(a, ch, sum_g[ch], sum_gx[ch], m);
     k_g[ch] = k.k_g, k_0[ch] = k.k_0, k_x[ch] = k.k_x;
   }
   const float *kg = k_g.data(), *k0 = k_0.data(), *kx = k_x.data();
-  auto dx = [&g, x, mu, kg, k0, kx](int64_t k, int64_t ch) { return kg[ch] * g(k) - k0[ch] - kx[ch] * (x[k] - mu[ch]); };
+  auto dx = [&g, x, mu, kg, k0, kx](int64_t k, int64_t ch) {
+    return kg[ch] * g(k, ch) - k0[ch] - kx[ch] * (x[k] - mu[ch]);
+  };
   if (a.dx && a.dresidual)
-    blocked_map2(a.n, a.c, a.hw, a.dx, dx, a.dresidual, [&g](int64_t k, int64_t) { return g(k); });
+    blocked_map2(a.n, a.c, a.hw, a.dx, dx, a.dresidual, g);
   else if (a.dx)
     blocked_map(a.n, a.c, a.hw, a.dx, dx);
   else if (a.dresidual)
-    blocked_map(a.n, a.c, a.hw, a.dresidual, [&g](int64_t k, int64_t) { return g(k); });
+    blocked_map(a.n, a.c, a.hw, a.dresidual, g);
 }
 
 }  // namespace
@@ -274,19 +286,21 @@ void batchnorm_forward_fast(const BatchNormForward& a) {
         }
       } else if (a.relu) {
 #pragma omp simd
-        for (int64_t i = 0; i < a.hw; ++i) yp[i] = clamped(xp[i] * scale + shift, cap);
+        for (int64_t i = 0; i < a.hw; ++i) yp[i] = clamped(affine(xp[i], scale, shift), cap);
       } else {
 #pragma omp simd
-        for (int64_t i = 0; i < a.hw; ++i) yp[i] = xp[i] * scale + shift;
+        for (int64_t i = 0; i < a.hw; ++i) yp[i] = affine(xp[i], scale, shift);
       }
     }
+    if (a.scale) a.scale[c] = scale, a.shift[c] = shift;
   }
 }
 
 namespace {
 
-// With a fused activation the gradient reaching the normalisation is masked (Mask).
-template <Mask M>
+// With a fused activation the gradient reaching the normalisation is masked (Mask), FromX as in
+// blocked_backward.
+template <Mask M, bool FromX>
 void batchnorm_backward_channels(const BatchNormBackward& a) {
   const double m = static_cast<double>(a.n * a.hw);
 #pragma omp parallel for schedule(static)
@@ -296,7 +310,12 @@ void batchnorm_backward_channels(const BatchNormBackward& a) {
     const float* dy = a.dy;
     const float mu = a.mean[c];
     const float cap = a.relu_cap;
-    auto g = [y, dy, cap](int64_t i) { return masked<M>(M == Mask::none ? 0.0f : y[i], dy[i], cap); };
+    const float sc = FromX ? a.scale[c] : 0.0f, sh = FromX ? a.shift[c] : 0.0f;
+    auto g = [x, y, dy, sc, sh, cap](int64_t i) {
+      if constexpr (M == Mask::none) return dy[i];
+      else if constexpr (FromX) return masked<M>(affine(x[i], sc, sh), dy[i], cap);
+      else return masked<M>(y[i], dy[i], cap);
+    };
     const double sum_g = channel_sum(a.n, c, a.c, a.hw, g);
     const double sum_gx = channel_sum(a.n, c, a.c, a.hw, [&](int64_t i) { return g(i) * (x[i] - mu); });
     const ChannelGrad k = channel_grad(a, c, sum_g, sum_gx, m);
@@ -318,12 +337,23 @@ void batchnorm_backward_channels(const BatchNormBackward& a) {
 
 }  // namespace
 
+namespace {
+template <Mask M, bool FromX>
+void backward_in_layout(const BatchNormBackward& a) {
+  a.blocked ? blocked_backward<M, FromX>(a) : batchnorm_backward_channels<M, FromX>(a);
+}
+
+template <Mask M>
+void backward_masked(const BatchNormBackward& a) {
+  a.scale ? backward_in_layout<M, true>(a) : backward_in_layout<M, false>(a);
+}
+}  // namespace
+
 void batchnorm_backward_fast(const BatchNormBackward& a) {
   switch (mask_of(a)) {
-    case Mask::none: return a.blocked ? blocked_backward<Mask::none>(a) : batchnorm_backward_channels<Mask::none>(a);
-    case Mask::relu: return a.blocked ? blocked_backward<Mask::relu>(a) : batchnorm_backward_channels<Mask::relu>(a);
-    case Mask::capped:
-      return a.blocked ? blocked_backward<Mask::capped>(a) : batchnorm_backward_channels<Mask::capped>(a);
+    case Mask::none: return backward_in_layout<Mask::none, false>(a);
+    case Mask::relu: return backward_masked<Mask::relu>(a);
+    case Mask::capped: return backward_masked<Mask::capped>(a);
   }
 }
 

@@ -10,10 +10,12 @@ namespace sieve::cpu {
 // batch statistics into mean / invstd (C,) and the running stats updated as PyTorch does
 // (unbiased running variance); eval: normalises with the running stats. relu: y clamped to
 // [0, relu_cap] (+inf: ReLU; 6: ReLU6). residual (x's layout, or null) is added before it.
+// scale, shift (C,), or null: where given, the affine y = x * scale + shift the kernel applied,
+// so that a backward can recompute the ReLU's mask from x instead of reading y.
 struct BatchNormForward {
   const float *x, *residual, *weight, *bias;
   float *running_mean, *running_var;
-  float *mean, *invstd, *y;
+  float *mean, *invstd, *y, *scale, *shift;
   int64_t n, c, hw;
   bool blocked, training, relu;
   float relu_cap;
@@ -24,9 +26,12 @@ void batchnorm_forward_fast(const BatchNormForward& a);
 // y is the forward output, read only with a fused ReLU (y null without one): the gradient flows
 // where 0 < y < relu_cap (0 < y when relu_cap is +inf). dx may be null. dweight = sum(g * xhat),
 // dbias = sum(g) per channel. dresidual (or null): the gradient of a residual added in the forward
-// pass, g itself, written in the pass that writes dx.
+// pass, g itself, written in the pass that writes dx. scale, shift (or null): the forward's
+// affine (BatchNormForward::scale) of a fused ReLU without a residual; given, the mask is
+// recomputed from x (the same bits as y's: 0 < y < cap exactly where 0 < x * scale + shift < cap)
+// and y is not read, one stream less over memory in both passes.
 struct BatchNormBackward {
-  const float *x, *y, *dy, *mean, *invstd, *weight;
+  const float *x, *y, *dy, *mean, *invstd, *weight, *scale, *shift;
   float *dx, *dweight, *dbias, *dresidual;
   int64_t n, c, hw;
   bool blocked, training;

@@ -155,22 +155,28 @@ bool use_fast(const Tensor& x) { return !x.is_cuda() && x.dtype() == DType::f32 
 
 void forward_fast(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                   const Tensor& running_var, const BatchNormParams& p, const Tensor& residual, const Tensor& mean,
-                  const Tensor& invstd, const Tensor& y) {
+                  const Tensor& invstd, const Tensor& y, const Tensor& affine) {
   const Extents e = extents(x);
+  float* scale = affine.defined() ? affine.data<float>() : nullptr;
   cpu::batchnorm_forward_fast({x.elements<float>(), residual.defined() ? residual.elements<float>() : nullptr,
                                weight.data<float>(), bias.data<float>(),
                                running_mean.data<float>(), running_var.data<float>(), mean.data<float>(),
-                               invstd.data<float>(), y.elements<float>(), e.N, e.C, e.HW, x.blocked(), p.training,
-                               p.fuse_relu, static_cast<float>(p.relu_cap), p.momentum, p.eps});
+                               invstd.data<float>(), y.elements<float>(), scale, scale ? scale + e.C : nullptr,
+                               e.N, e.C, e.HW, x.blocked(), p.training, p.fuse_relu, static_cast<float>(p.relu_cap),
+                               p.momentum, p.eps});
 }
 
-void backward_fast(const Tensor& x, const Tensor& y, double relu_cap, const Tensor& dy, const Tensor& mean,
-                   const Tensor& invstd, const Tensor& weight, bool training, const Tensor& dx, const Tensor& dweight,
-                   const Tensor& dbias, const Tensor& dresidual) {
+// affine (2, C) or undefined: the forward's scale and shift (forward_fast), from which the ReLU's
+// mask is recomputed instead of read from y.
+void backward_fast(const Tensor& x, const Tensor& y, const Tensor& affine, double relu_cap, const Tensor& dy,
+                   const Tensor& mean, const Tensor& invstd, const Tensor& weight, bool training, const Tensor& dx,
+                   const Tensor& dweight, const Tensor& dbias, const Tensor& dresidual) {
   const Extents e = extents(x);
+  const float* scale = affine.defined() ? affine.data<float>() : nullptr;
   // x, y, dy and dx share x's layout (blocked or plain).
-  cpu::batchnorm_backward_fast({x.elements<float>(), y.defined() ? y.elements<float>() : nullptr,
+  cpu::batchnorm_backward_fast({x.elements<float>(), y.defined() && !scale ? y.elements<float>() : nullptr,
                                 dy.elements<float>(), mean.data<float>(), invstd.data<float>(), weight.data<float>(),
+                                scale, scale ? scale + e.C : nullptr,
                                 dx.defined() ? dx.elements<float>() : nullptr, dweight.data<float>(),
                                 dbias.data<float>(), dresidual.defined() ? dresidual.elements<float>() : nullptr,
                                 e.N, e.C, e.HW, x.blocked(), training, static_cast<float>(relu_cap)});
@@ -237,11 +243,14 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
   Tensor y = Tensor::empty_like(x);  // x's layout
   Tensor mean = Tensor::empty_like(running_mean);
   Tensor invstd = Tensor::empty_like(running_mean);
+  // The fast kernels' affine, kept for the backward's ReLU mask where y would be its only use.
+  Tensor affine;
   if (x.is_cuda()) {
     check_cuda_f32(kOp, x);
     SIEVE_IF_CUDA(forward_cuda(x, weight, bias, running_mean, running_var, p, mean, invstd, y));
   } else if (use_fast(x)) {
-    forward_fast(x, weight, bias, running_mean, running_var, p, r, mean, invstd, y);
+    if (p.fuse_relu && !residual.defined()) affine = Tensor::empty({2, x.dim(1)}, DType::f32, Device::cpu);
+    forward_fast(x, weight, bias, running_mean, running_var, p, r, mean, invstd, y, affine);
   } else {
     dispatch_float(kOp, x.dtype(), [&](auto tag) {
       forward_cpu<decltype(tag)>(x, weight, bias, running_mean, running_var, p, r, mean, invstd, y);
@@ -249,11 +258,12 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
   }
   if (autograd::needs_grad({&x, &weight, &bias, &residual})) {
     // The ReLU mask is read from y itself, so y is kept only when the ReLU is fused.
-    // (Its data only: the node must not own its own output.)
+    // (Its data only: the node must not own its own output.) The fast kernels recompute it from
+    // x and affine instead, when the forward ran them.
     const Tensor relu_out = p.fuse_relu ? y.view(y.shape()) : Tensor();
     autograd::record(
         y, {&x, &weight, &bias, &residual},
-        [x, weight, bias, residual, mean, invstd, relu_out, cap = p.relu_cap,
+        [x, weight, bias, residual, mean, invstd, relu_out, affine, cap = p.relu_cap,
          training = p.training](const Tensor& dy_any) {
           // The fast path works in x's layout; the others take plain tensors.
           const bool fast = use_fast(dy_any);
@@ -267,7 +277,7 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
             SIEVE_IF_CUDA(
                 backward_cuda(x, relu_out, dy, mean, invstd, weight, training, dx, dweight, dbias));
           } else if (fast) {
-            backward_fast(xs, ys, cap, dy, mean, invstd, weight, training, dx, dweight, dbias, dresidual);
+            backward_fast(xs, ys, affine, cap, dy, mean, invstd, weight, training, dx, dweight, dbias, dresidual);
           } else {
             dispatch_float(kOp, dy.dtype(), [&](auto tag) {
               backward_cpu<decltype(tag)>(xs, ys, cap, dy, mean, invstd, weight, training, dx, dweight, dbias,
