@@ -185,20 +185,41 @@ void blocked_map2(int64_t n, int64_t c, int64_t hw, float* out, F&& f, float* ou
   });
 }
 
-// The channel sums of all blocks first, then channel_affine per channel, then one pass over y.
+// The batch mean and biased variance from one pass over the data: the sums of d = x - K and of d^2,
+// K a shift per channel (the mean of the first sample's plane) close enough to the mean that
+// mean(d^2) - mean(d)^2 cancels no more digits than the two-pass form's rounding of the mean.
+struct ShiftedSums {
+  double shift, sum, sum_sq;
+  double mean(double m) const { return shift + sum / m; }
+  double var(double m) const { return std::max(sum_sq / m - (sum / m) * (sum / m), 0.0); }
+};
+
+// The channel sums of all blocks first (one pass), then channel_affine per channel, then one pass
+// over y.
 void blocked_forward(const BatchNormForward& a) {
   const double m = static_cast<double>(a.n * a.hw);
   std::vector<double> mu(a.c), var(a.c);
-  std::vector<float> muf(a.c), scale(a.c), shift(a.c);
+  std::vector<float> scale(a.c), shift(a.c);
   const float* x = a.x;
   if (a.training) {
-    blocked_channel_sums(a.n, a.c, a.hw, [x](int64_t k, int64_t) { return x[k]; }, mu.data());
-    for (int64_t ch = 0; ch < a.c; ++ch) muf[ch] = static_cast<float>(mu[ch] /= m);
-    const float* mp = muf.data();
-    blocked_channel_sums(a.n, a.c, a.hw, [x, mp](int64_t k, int64_t ch) {
-      const float d = x[k] - mp[ch];
-      return d * d;
-    }, var.data());
+    std::vector<float> k(a.c);
+    for (int64_t ch = 0; ch < a.c; ++ch) {
+      const float* plane = x + (ch / kLanes) * a.hw * kLanes + ch % kLanes;
+      double total = 0.0;
+      for (int64_t i = 0; i < a.hw; ++i) total += plane[i * kLanes];
+      k[ch] = static_cast<float>(total / static_cast<double>(a.hw));
+    }
+    const float* kp = k.data();
+    std::vector<double> sum(a.c), sum_sq(a.c);
+    blocked_channel_sums(a.n, a.c, a.hw, [x, kp](int64_t i, int64_t ch) { return x[i] - kp[ch]; }, sum.data(),
+                         [x, kp](int64_t i, int64_t ch) {
+                           const float d = x[i] - kp[ch];
+                           return d * d;
+                         }, sum_sq.data());
+    for (int64_t ch = 0; ch < a.c; ++ch) {
+      const ShiftedSums st{kp[ch], sum[ch], sum_sq[ch]};
+      mu[ch] = st.mean(m), var[ch] = st.var(m) * m;
+    }
   }
   for (int64_t ch = 0; ch < a.c; ++ch) {
     const ChannelAffine f = channel_affine(a, ch, mu[ch], var[ch] / m, m);
@@ -261,12 +282,21 @@ void batchnorm_forward_fast(const BatchNormForward& a) {
     const float* x = a.x;
     double mu = 0, var = 0;
     if (a.training) {
-      mu = channel_sum(a.n, c, a.c, a.hw, [x](int64_t i) { return x[i]; }) / m;
-      const float muf = static_cast<float>(mu);
-      var = channel_sum(a.n, c, a.c, a.hw, [x, muf](int64_t i) {
-              const float d = x[i] - muf;
-              return d * d;
-            }) / m;
+      const float k = static_cast<float>(channel_sum(1, c, a.c, a.hw, [x](int64_t i) { return x[i]; }) /
+                                         static_cast<double>(a.hw));
+      ShiftedSums st{k, 0.0, 0.0};
+      for (int64_t s = 0; s < a.n; ++s) {
+        const float* xp = x + (s * a.c + c) * a.hw;
+        float part = 0.0f, part_sq = 0.0f;
+#pragma omp simd reduction(+ : part, part_sq)
+        for (int64_t i = 0; i < a.hw; ++i) {
+          const float d = xp[i] - k;
+          part += d;
+          part_sq += d * d;
+        }
+        st.sum += part, st.sum_sq += part_sq;
+      }
+      mu = st.mean(m), var = st.var(m);
     }
     const ChannelAffine f = channel_affine(a, c, mu, var, m);
     const float scale = f.scale, shift = f.shift;  // plain names: the loops below are OpenMP regions

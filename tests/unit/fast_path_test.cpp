@@ -272,6 +272,42 @@ TEST_CASE("fast path: batch norm on the blocked layout matches the reference") {
       for (double cap : {kNoRelu, kRelu, kCapped}) check_batchnorm(shape, training, cap, true, seed);
 }
 
+TEST_CASE("fast path: batch norm statistics in one pass stay exact where the mean dwarfs the spread") {
+  // The fast kernels sum x - K and (x - K)^2 in one pass, K the mean of the first sample's plane.
+  // Each channel here has mean 1000 to 4000, per-sample offsets of 30 (so K is off the batch mean by
+  // many standard deviations) and a spread of 1 within a sample: the f32 mean, invstd and y
+  // against f64 over the same data, plain and blocked, and the running variance.
+  const Shape shape{32, 16, 6, 6};
+  const Tensor noise = random_tensor(shape, 700, -1.0, 1.0, DType::f64);
+  const Tensor offsets = random_tensor({32, 16}, 701, -30.0, 30.0, DType::f64);
+  Tensor x64 = Tensor::empty(shape, DType::f64);
+  for (int64_t s = 0; s < 32; ++s)
+    for (int64_t c = 0; c < 16; ++c)
+      for (int64_t i = 0; i < 36; ++i) {
+        const int64_t k = (s * 16 + c) * 36 + i;
+        x64.data<double>()[k] = 1000.0 * (1 + c % 4) + offsets.data<double>()[s * 16 + c] + noise.data<double>()[k];
+      }
+  const Tensor w64 = Tensor::full({16}, 1.0, DType::f64), b64 = Tensor::zeros({16}, DType::f64);
+  Tensor rm64 = Tensor::zeros({16}, DType::f64), rv64 = Tensor::full({16}, 1.0, DType::f64);
+  const BatchNormParams p{true, 0.1, 1e-5};
+  const std::vector<double> want = batchnorm2d(x64, w64, b64, rm64, rv64, p).to_double();
+  const Tensor x32 = x64.to(DType::f32);
+  for (const bool blocked : {false, true}) {
+    test::FastPathScope scope(true);
+    Tensor rm = Tensor::zeros({16}), rv = Tensor::full({16}, 1.0);
+    const Tensor in = blocked ? to_blocked(x32) : x32;
+    const std::vector<double> got = batchnorm2d(in, Tensor::full({16}, 1.0), Tensor::zeros({16}), rm, rv, p).to_double();
+    double worst = 0.0;
+    for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::abs(got[i] - want[i]));
+    INFO(std::string(blocked ? "blocked" : "plain"), ": largest error of y ", worst);
+    // x itself rounds to f32 by up to 1.2e-4 near 4000, against a spread of ~17: y cannot be much
+    // closer than 1e-5. Two passes gave 2.4e-5 here; one pass without the shift 8e-4 and 2e-3.
+    CHECK(worst < 1e-4);
+    const std::vector<double> rv_got = rv.to_double(), rv_want = rv64.to_double();
+    for (size_t c = 0; c < 16; ++c) CHECK(rv_got[c] == doctest::Approx(rv_want[c]).epsilon(1e-5));
+  }
+}
+
 TEST_CASE("fast path: a residual block stays blocked from convolution to the join and matches the reference") {
   // conv -> BN + ReLU -> conv -> BN -> add_relu with a strided 1x1 conv shortcut, then the global
   // pool (which takes the plain layout): every op's blocked path, and the gradients through them.
