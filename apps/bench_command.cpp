@@ -355,7 +355,7 @@ void run_bench(const BenchOptions& o) {
     machine["name"] = cpu_model();
     machine["flags"] = cpu_flags();
     machine["libraries"] = cpu::onednn_version() + ", OpenBLAS " + openblas_get_config() +
-                           (cpu_winograd() ? "; f32 3x3 stride-1 convolutions of 32+ channels: Winograd"
+                           (cpu_winograd() ? "; 3x3 stride-1 convolutions of 32+ channels (64+ under bf16): f32 Winograd"
                                            : "; direct convolution only (SIEVE_CPU_WINOGRAD=0)");
   }
   machine["threads"] = omp_get_max_threads();

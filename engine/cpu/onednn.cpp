@@ -223,8 +223,9 @@ bool winograd_suits(const ConvShape& g, bool bf16) {
   static const bool amx = (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) &
                            static_cast<unsigned>(dnnl::cpu_isa::avx512_core_amx)) ==
                           static_cast<unsigned>(dnnl::cpu_isa::avx512_core_amx);
-  return !(bf16 && amx) && g.groups == 1 && g.r == 3 && g.s == 3 && g.stride == 1 && g.pad == 1 && g.c >= 32 &&
-         g.k >= 32 && g.c % 16 == 0 && g.k % 16 == 0 && g.p >= 4 && g.q >= 4;
+  const int64_t least = bf16 ? 64 : 32;  // channels
+  return !(bf16 && amx) && g.groups == 1 && g.r == 3 && g.s == 3 && g.stride == 1 && g.pad == 1 && g.c >= least &&
+         g.k >= least && g.c % 16 == 0 && g.k % 16 == 0 && g.p >= 4 && g.q >= 4;
 }
 
 KeptInput conv2d_forward_onednn(const ConvShape& g, const float* x, const float* w, float* y, bool bf16,
