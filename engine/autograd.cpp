@@ -20,6 +20,8 @@ struct Node {
   BackwardFn backward;                        // emptied once run
   std::vector<std::shared_ptr<Node>> inputs;  // the nodes of the inputs that are op results
   Tensor grad;                                // d(loss)/d(output), gathered while backward runs
+  bool bf16_grad = false;                     // backward reads grad in bf16 (accept_bf16_grad)
+  int consumers = 0;                          // recorded ops taking the output as an input
 
   Node() { ++g_live_nodes; }
   ~Node() { --g_live_nodes; }
@@ -36,7 +38,21 @@ std::atomic<uint64_t> g_sequence{0};
 // (it may be a view of the flat gradient buffer the optimiser reads, engine/parameters.h). An op
 // result's gradient may share its storage (accumulate hands gradients on uncopied): in place when
 // it owns its storage, else into a new tensor, copy on write.
-void add_into(Tensor& slot, const Tensor& src, bool leaf) {
+// A bf16 gradient (accept_bf16_grad) widened to f32, in its layout; any other unchanged.
+Tensor widened(const Tensor& t) {
+  if (t.dtype() != DType::bf16) return t;
+  Tensor w = t.blocked() ? Tensor::empty_blocked(t.shape()) : Tensor::empty(t.shape(), DType::f32, t.device());
+  const auto* src = static_cast<const uint16_t*>(t.raw());  // bf16 bits
+  float* dst = w.elements<float>();
+  const int64_t n = t.numel();
+#pragma omp parallel for if (n >= (1 << 15))
+  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
+  return w;
+}
+
+void add_into(Tensor& slot, const Tensor& src_any, bool leaf) {
+  slot = widened(slot);  // a bf16 gradient is only ever an op result's, never a leaf's
+  const Tensor src = widened(src_any);
   check_same_shape("gradient accumulation", slot, "grad", src, "incoming");
   SIEVE_CHECK(slot.blocked() == src.blocked(), "gradient accumulation: layouts differ");
   check_same_device("gradient accumulation", slot, src);
@@ -88,7 +104,10 @@ void record(const Tensor& output, std::initializer_list<const Tensor*> inputs, B
   node->sequence = g_sequence++;
   node->backward = std::move(backward);
   for (const Tensor* t : inputs)
-    if (t && t->defined() && t->requires_grad() && t->meta().grad_fn) node->inputs.push_back(t->meta().grad_fn);
+    if (t && t->defined() && t->requires_grad() && t->meta().grad_fn) {
+      node->inputs.push_back(t->meta().grad_fn);
+      ++t->meta().grad_fn->consumers;
+    }
   AutogradMeta& m = output.meta();
   m.requires_grad = true;
   m.is_leaf = false;
@@ -161,6 +180,18 @@ void accumulate_fresh(const Tensor& t, Tensor g) {
     check_grad_shape(t, g);
     slot = std::move(g);
   }
+}
+
+void accept_bf16_grad(const Tensor& output) {
+  SIEVE_CHECK(output.meta().grad_fn, "accept_bf16_grad: the tensor is not an op result");
+  output.meta().grad_fn->bf16_grad = true;
+}
+
+bool accepts_bf16_grad(const Tensor& t) {
+  // Only as its whole gradient: one consumer and nothing gathered yet (not the seed), so that
+  // the gradient is rounded once, where the node itself would round it.
+  const std::shared_ptr<Node>& node = t.meta().grad_fn;
+  return node && node->bf16_grad && node->consumers == 1 && !node->grad.defined();
 }
 
 size_t live_nodes() { return g_live_nodes; }

@@ -49,6 +49,14 @@ void accumulate(const Tensor& t, const Tensor& g);
 // becomes t.grad without a copy.
 void accumulate_fresh(const Tensor& t, Tensor g);
 
+// For an op whose backward reads its output's gradient in bf16 (a bf16 convolution on the CPU):
+// marks `output` so that the op producing that gradient may hand it over already rounded to bf16
+// (blocked, rounded as oneDNN's conversion rounds), sparing a pass that would write it in f32 and
+// convert it. accepts_bf16_grad(t): t's node reads it so, and t has one consumer, the caller,
+// whose gradient is all of t's: rounded once, as the node would round it. (A bf16 gradient
+// meeting another in accumulation is widened first, exactly.)
+void accept_bf16_grad(const Tensor& output);
+bool accepts_bf16_grad(const Tensor& t);
 // Graph nodes alive in this process (for tests: a loop of forwards must not grow it).
 size_t live_nodes();
 

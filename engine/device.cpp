@@ -19,6 +19,11 @@ bool winograd_by_default() {
   return !(v && std::strcmp(v, "0") == 0);
 }
 bool g_cpu_winograd = winograd_by_default();
+// SIEVE_CPU_BF16_HANDOFF=0: batch norm writes f32 gradients for bf16 convolutions too (A/B).
+bool g_cpu_bf16_handoff = [] {
+  const char* v = std::getenv("SIEVE_CPU_BF16_HANDOFF");
+  return !(v && std::strcmp(v, "0") == 0);
+}();
 thread_local bool g_host_sync_free = false;
 }
 
@@ -62,6 +67,8 @@ void set_cpu_blocked_layout(bool on) { g_cpu_blocked_layout = on; }
 bool cpu_blocked_layout() { return g_cpu_blocked_layout; }
 void set_cpu_winograd(bool on) { g_cpu_winograd = on; }
 bool cpu_winograd() { return g_cpu_winograd; }
+void set_cpu_bf16_handoff(bool on) { g_cpu_bf16_handoff = on; }
+bool cpu_bf16_handoff() { return g_cpu_bf16_handoff; }
 
 #if !SIEVE_WITH_CUDA
 bool cuda_available() { return false; }

@@ -122,4 +122,12 @@ bool cpu_blocked_layout();
 void set_cpu_winograd(bool on);
 bool cpu_winograd();
 
+// With bf16, a batch norm whose input comes from a bf16 convolution writes that convolution's
+// output gradient in bf16 itself (autograd::accept_bf16_grad), the very bits oneDNN's conversion
+// would give, instead of f32 then converted. On by default where the CPU rounds to bf16 in one
+// instruction (AVX512-BF16); off for the tests that compare the two, and for a whole run with
+// the environment variable SIEVE_CPU_BF16_HANDOFF=0.
+void set_cpu_bf16_handoff(bool on);
+bool cpu_bf16_handoff();
+
 }  // namespace sieve

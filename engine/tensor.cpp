@@ -56,16 +56,17 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   return t;
 }
 
-Tensor Tensor::empty_blocked(const Shape& shape) {
+Tensor Tensor::empty_blocked(const Shape& shape, DType dtype) {
   SIEVE_CHECK(can_block(shape, DType::f32, Device::cpu), "tensor: shape ", shape_str(shape),
               " has no blocked layout (it needs (N, C, H, W) with C a multiple of 16)");
-  Tensor t = empty(shape, DType::f32, Device::cpu);
+  SIEVE_CHECK(dtype == DType::f32 || dtype == DType::bf16, "tensor: no blocked layout in ", dtype_name(dtype));
+  Tensor t = empty(shape, dtype, Device::cpu);
   t.blocked_ = true;
   return t;
 }
 
 Tensor Tensor::empty_like(const Tensor& t) {
-  return t.blocked_ ? empty_blocked(t.shape()) : empty(t.shape(), t.dtype(), t.device());
+  return t.blocked_ ? empty_blocked(t.shape(), t.dtype()) : empty(t.shape(), t.dtype(), t.device());
 }
 
 Tensor Tensor::zeros_like(const Tensor& t) {

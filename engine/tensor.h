@@ -82,8 +82,9 @@ class Tensor {
   // A copy in the blocked (true) or the plain (false) layout, or this tensor when it is in it
   // already. Not recorded by autograd (the to_plain op is).
   Tensor relayout(bool blocked) const;
-  // An empty tensor of the blocked layout.
-  static Tensor empty_blocked(const Shape& shape);
+  // An empty tensor of the blocked layout: f32, or bf16 for a gradient handed to a bf16
+  // convolution (autograd::accepts_bf16_grad), which no other op reads.
+  static Tensor empty_blocked(const Shape& shape, DType dtype = DType::f32);
 
   Tensor to(Device device) const;  // copy (or this tensor when already there)
   Tensor to(DType dtype) const;    // converted copy on the same device

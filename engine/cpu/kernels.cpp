@@ -2,9 +2,13 @@
 // (SIEVE_KERNELS_ISA = avx512); kernels.h's entry points pick the build the CPU can run.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include <omp.h>
+#ifdef SIEVE_KERNELS_AVX512_BUILD
+#include <immintrin.h>
+#endif
 
 #include "engine/cpu/kernels.h"
 
@@ -194,6 +198,46 @@ struct ShiftedSums {
   double var(double m) const { return std::max(sum_sq / m - (sum / m) * (sum / m), 0.0); }
 };
 
+// kLanes values to bf16 (round_to_bf16): one instruction where the build has AVX512-BF16 (and
+// the caller made sure the CPU has it), else its rounding spelled out.
+inline void pixel_to_bf16(const float* v, uint16_t* out) {
+#ifdef SIEVE_KERNELS_AVX512_BUILD
+  static_assert(kLanes == 16);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(v)));
+#else
+  for (int64_t l = 0; l < kLanes; ++l) {
+    uint32_t u;
+    std::memcpy(&u, v + l, sizeof u);
+    if ((u & 0x7f800000u) == 0) u &= 0x80000000u;  // denormals as zero
+    const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+    out[l] = static_cast<uint16_t>(nan ? (u >> 16) | 0x40u : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  }
+#endif
+}
+
+// out[k] = f(k, ch) rounded to bf16 (pixel_to_bf16) and, where out2 is given, out2[k] = f2(k, ch)
+// in f32, over a blocked tensor.
+template <class F, class F2>
+void blocked_map_bf16(int64_t n, int64_t c, int64_t hw, uint16_t* out, F&& f, float* out2, F2&& f2) {
+  const int64_t blocks = c / kLanes;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t s = 0; s < n; ++s)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t base = (s * blocks + b) * hw * kLanes;
+      for (int64_t i = 0; i < hw; ++i) {
+        const int64_t k0 = base + i * kLanes;
+        alignas(64) float v[kLanes];
+#pragma omp simd
+        for (int64_t l = 0; l < kLanes; ++l) v[l] = f(k0 + l, b * kLanes + l);
+        pixel_to_bf16(v, out + k0);
+        if (out2) {
+#pragma omp simd
+          for (int64_t l = 0; l < kLanes; ++l) out2[k0 + l] = f2(k0 + l, b * kLanes + l);
+        }
+      }
+    }
+}
+
 // The channel sums of all blocks first (one pass), then channel_affine per channel, then one pass
 // over y.
 void blocked_forward(const BatchNormForward& a) {
@@ -264,7 +308,9 @@ void blocked_backward(const BatchNormBackward& a) {
   auto dx = [&g, x, mu, kg, k0, kx](int64_t k, int64_t ch) {
     return kg[ch] * g(k, ch) - k0[ch] - kx[ch] * (x[k] - mu[ch]);
   };
-  if (a.dx && a.dresidual)
+  if (a.dx_bf16)
+    blocked_map_bf16(a.n, a.c, a.hw, a.dx_bf16, dx, a.dresidual, g);
+  else if (a.dx && a.dresidual)
     blocked_map2(a.n, a.c, a.hw, a.dx, dx, a.dresidual, g);
   else if (a.dx)
     blocked_map(a.n, a.c, a.hw, a.dx, dx);
@@ -379,6 +425,18 @@ void backward_masked(const BatchNormBackward& a) {
 }
 }  // namespace
 
+void round_to_bf16(const float* in, uint16_t* out, int64_t n) {
+  const int64_t whole = n / kLanes * kLanes;
+#pragma omp parallel for schedule(static) if (n >= (1 << 16))
+  for (int64_t k = 0; k < whole; k += kLanes) pixel_to_bf16(in + k, out + k);
+  if (whole == n) return;
+  alignas(64) float v[kLanes] = {};
+  uint16_t r[kLanes];
+  std::copy(in + whole, in + n, v);
+  pixel_to_bf16(v, r);
+  std::copy(r, r + (n - whole), out + whole);
+}
+
 void batchnorm_backward_fast(const BatchNormBackward& a) {
   switch (mask_of(a)) {
     case Mask::none: return backward_in_layout<Mask::none, false>(a);
@@ -405,6 +463,11 @@ void batchnorm_forward_fast(const BatchNormForward& a) {
 }
 void batchnorm_backward_fast(const BatchNormBackward& a) {
   has_avx512() ? avx512::batchnorm_backward_fast(a) : generic::batchnorm_backward_fast(a);
+}
+void round_to_bf16(const float* in, uint16_t* out, int64_t n) {
+  // The avx512 build's rounding is AVX512-BF16's own instruction: only where the CPU has it.
+  static const bool bf16 = has_avx512() && __builtin_cpu_supports("avx512bf16");
+  bf16 ? avx512::round_to_bf16(in, out, n) : generic::round_to_bf16(in, out, n);
 }
 
 }  // namespace sieve::cpu

@@ -30,23 +30,31 @@ void batchnorm_forward_fast(const BatchNormForward& a);
 // affine (BatchNormForward::scale) of a fused ReLU without a residual; given, the mask is
 // recomputed from x (the same bits as y's: 0 < y < cap exactly where 0 < x * scale + shift < cap)
 // and y is not read, one stream less over memory in both passes.
+// dx_bf16 (or null; blocked only): dx rounded to bf16 (round_to_bf16), written instead of dx.
 struct BatchNormBackward {
   const float *x, *y, *dy, *mean, *invstd, *weight, *scale, *shift;
   float *dx, *dweight, *dbias, *dresidual;
+  uint16_t* dx_bf16;
   int64_t n, c, hw;
   bool blocked, training;
   float relu_cap;
 };
 void batchnorm_backward_fast(const BatchNormBackward& a);
 
+// f32 to bf16 as AVX512-BF16's vcvtneps2bf16 rounds (and oneDNN's conversions with it): to
+// nearest even, denormal inputs as zero, NaN kept quiet. n values, any n.
+void round_to_bf16(const float* in, uint16_t* out, int64_t n);
+
 // The same kernels compiled for any x86-64 and with AVX-512; the entry points above choose.
 namespace generic {
 void batchnorm_forward_fast(const BatchNormForward& a);
 void batchnorm_backward_fast(const BatchNormBackward& a);
+void round_to_bf16(const float* in, uint16_t* out, int64_t n);
 }  // namespace generic
 namespace avx512 {
 void batchnorm_forward_fast(const BatchNormForward& a);
 void batchnorm_backward_fast(const BatchNormBackward& a);
+void round_to_bf16(const float* in, uint16_t* out, int64_t n);
 }  // namespace avx512
 
 }  // namespace sieve::cpu

@@ -245,13 +245,29 @@ KeptInput conv2d_forward_onednn(const ConvShape& g, const float* x, const float*
   return nullptr;
 }
 
+bool conv2d_reads_bf16_dy(const ConvShape& g, bool data, bool weights) {
+  static const bool rounds = (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) &
+                              static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16)) ==
+                                 static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16) &&
+                             __builtin_cpu_supports("avx512bf16");
+  if (!rounds || !g.y_blocked || g.winograd || !(data || weights)) return false;
+  const memory::desc blocked({g.n, g.k, g.p, g.q}, dt::bf16, tag::nChw16c);
+  return (!data || plan_for(g, true, Pass::backward_data).a.layout() == blocked) &&
+         (!weights || plan_for(g, true, Pass::backward_weights).b.layout() == blocked);
+}
+
 void conv2d_backward_onednn(const ConvShape& g, const float* x, const KeptInput& kept_x, const float* w,
-                            const float* dy, float* dx, float* dw, bool bf16) {
+                            const float* dy, float* dx, float* dw, bool bf16, const uint16_t* dy_bf16) {
   Plan* data = dx ? &plan_for(g, bf16, Pass::backward_data) : nullptr;
   Plan* weights = dw ? &plan_for(g, bf16, Pass::backward_weights) : nullptr;
   // When both passes read dy in the same layout, it is reordered once for both.
   memory shared_dy;
-  if (data && weights && data->a.layout() == weights->b.layout()) shared_dy = data->a.input(dy, nullptr, kSharedDy);
+  if (dy_bf16) {
+    SIEVE_CHECK(bf16 && conv2d_reads_bf16_dy(g, data, weights), "conv2d: dy in bf16 for a pass that reads another layout");
+    shared_dy = data ? data->a.already_inner(dy_bf16) : weights->b.already_inner(dy_bf16);
+  } else if (data && weights && data->a.layout() == weights->b.layout()) {
+    shared_dy = data->a.input(dy, nullptr, kSharedDy);
+  }
   if (weights) {
     const memory x_mem = kept_x ? weights->a.already_inner(kept_x.get()) : weights->a.input(x);
     weights->run_on(x_mem, shared_dy ? shared_dy : weights->b.input(dy), dw);

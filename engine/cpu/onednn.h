@@ -46,8 +46,16 @@ KeptInput conv2d_forward_onednn(const ConvShape& g, const float* x, const float*
 
 // Both backward passes: dx (skipped when null) and dw (skipped when null), from one reorder of dy
 // when both read the same layout. kept_x: the forward pass's kept input, or null (x is read).
+// dy_bf16 (or null): dy already in bf16 in the blocked layout, read instead of dy (which may then
+// be null); only where conv2d_reads_bf16_dy.
 void conv2d_backward_onednn(const ConvShape& g, const float* x, const KeptInput& kept_x, const float* w,
-                            const float* dy, float* dx, float* dw, bool bf16);
+                            const float* dy, float* dx, float* dw, bool bf16, const uint16_t* dy_bf16 = nullptr);
+
+// Whether the bf16 backward passes that will run (data: dx wanted; weights: dw wanted) both read
+// dy as bf16 in sieve's blocked layout (nChw16c), so that dy can be handed over in it; and whether
+// this CPU rounds f32 to bf16 in one instruction (AVX512-BF16), as oneDNN's conversion then does,
+// so that a kernel rounding dy itself (round_to_bf16) gives the same bits.
+bool conv2d_reads_bf16_dy(const ConvShape& g, bool data, bool weights);
 
 // The implementation oneDNN chose for a shape's forward pass, e.g. "brg:avx512_core" (for
 // benchmarks and for tests that must not run a reference kernel by accident).

@@ -177,8 +177,10 @@ void backward_fast(const Tensor& x, const Tensor& y, const Tensor& affine, doubl
   cpu::batchnorm_backward_fast({x.elements<float>(), y.defined() && !scale ? y.elements<float>() : nullptr,
                                 dy.elements<float>(), mean.data<float>(), invstd.data<float>(), weight.data<float>(),
                                 scale, scale ? scale + e.C : nullptr,
-                                dx.defined() ? dx.elements<float>() : nullptr, dweight.data<float>(),
-                                dbias.data<float>(), dresidual.defined() ? dresidual.elements<float>() : nullptr,
+                                dx.defined() && dx.dtype() == DType::f32 ? dx.elements<float>() : nullptr,
+                                dweight.data<float>(), dbias.data<float>(),
+                                dresidual.defined() ? dresidual.elements<float>() : nullptr,
+                                dx.defined() && dx.dtype() == DType::bf16 ? static_cast<uint16_t*>(dx.raw()) : nullptr,
                                 e.N, e.C, e.HW, x.blocked(), training, static_cast<float>(relu_cap)});
 }
 
@@ -269,7 +271,11 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
           const bool fast = use_fast(dy_any);
           const Tensor dy = dy_any.relayout(fast && x.blocked());
           const Tensor xs = fast ? x : x.relayout(false), ys = fast ? relu_out : relu_out.relayout(false);
-          Tensor dx = x.requires_grad() ? Tensor::empty_like(xs) : Tensor();
+          // x from a bf16 convolution: its gradient handed over in bf16 (autograd::accept_bf16_grad).
+          const bool dx_bf16 = fast && x.blocked() && cpu_bf16_handoff() && autograd::accepts_bf16_grad(x);
+          Tensor dx = !x.requires_grad() ? Tensor()
+                      : dx_bf16          ? Tensor::empty_blocked(x.shape(), DType::bf16)
+                                         : Tensor::empty_like(xs);
           Tensor dweight = Tensor::empty_like(weight);
           Tensor dbias = Tensor::empty_like(bias);
           Tensor dresidual = residual.defined() && residual.requires_grad() ? Tensor::empty_like(xs) : Tensor();

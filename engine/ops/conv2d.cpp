@@ -287,7 +287,11 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
 
   if (autograd::needs_grad({&x, &w, &bias})) {
     autograd::record(y, {&x, &w, &bias}, [x, w, bias, g, shape, bf16, kept_x](const Tensor& dy_any) {
-      const bool fast = use_onednn(dy_any);
+      // dy handed over in bf16 (accept_bf16_grad below) goes to oneDNN as it is: only the fast
+      // path's batch norm hands it so, and only to a bf16 convolution.
+      SIEVE_CHECK(dy_any.dtype() != DType::bf16 || (bf16 && cpu_fast_path()),
+                  "conv2d backward: a bf16 gradient for a convolution that does not read one");
+      const bool fast = use_onednn(dy_any) || dy_any.dtype() == DType::bf16;
       // dy has y's layout; dx gets x's. The other paths read and write plain tensors.
       const Tensor dy = dy_any.relayout(fast && shape.y_blocked);
       Tensor dx = !x.requires_grad() ? Tensor() : fast ? Tensor::empty_like(x) : Tensor::empty(x.shape(), x.dtype(), x.device());
@@ -303,8 +307,10 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
                                                      dw.data<float>()));
         }
       } else if (fast) {
-        cpu::conv2d_backward_onednn(shape, x.elements<float>(), kept_x, w.data<float>(), dy.elements<float>(),
-                                    data_of(dx), data_of(dw), bf16);
+        const bool handed = dy.dtype() == DType::bf16;
+        cpu::conv2d_backward_onednn(shape, x.elements<float>(), kept_x, w.data<float>(),
+                                    handed ? nullptr : dy.elements<float>(), data_of(dx), data_of(dw), bf16,
+                                    handed ? static_cast<const uint16_t*>(dy.raw()) : nullptr);
       } else {
         const Tensor xp = x.relayout(false);
         dispatch_float("conv2d backward", dy.dtype(), [&](auto tag) {
@@ -321,6 +327,10 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
       if (dw.defined()) autograd::accumulate_fresh(w, std::move(dw));
       if (bias.requires_grad()) autograd::accumulate(bias, channel_bias_grad(dy));
     });
+    // The bf16 passes convert dy to bf16 first; the batch norm that computes it can write it so.
+    if (bf16 && use_onednn(x) && cpu_bf16_handoff() &&
+        cpu::conv2d_reads_bf16_dy(shape, x.requires_grad(), w.requires_grad()))
+      autograd::accept_bf16_grad(y);
   }
   return y;
 }

@@ -7,10 +7,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "engine/autograd.h"
 #include "engine/device.h"
+#include "engine/cpu/kernels.h"
 #include "engine/cpu/onednn.h"
 #include "engine/ops/batchnorm.h"
 #include "engine/ops/conv2d.h"
@@ -195,6 +197,76 @@ TEST_CASE("fast path: bf16 conv2d really rounds its inputs to bf16") {
   const double bf = conv2d(x, w, Tensor()).to_double()[0];
   CHECK(fp32 == doctest::Approx(1.0 + std::ldexp(1.0, -10)).epsilon(1e-9));
   CHECK(bf == 1.0);
+}
+
+TEST_CASE("fast path: round_to_bf16 rounds as AVX512-BF16 does") {
+  // Round to nearest even (ties both ways), denormal inputs as signed zero, NaN kept and quiet,
+  // infinities and zeros kept, at every position of a 16-lane vector and in a ragged tail.
+  auto bits = [](uint32_t u) {
+    float f;
+    std::memcpy(&f, &u, sizeof f);
+    return f;
+  };
+  const std::vector<std::pair<uint32_t, uint16_t>> cases{
+      {0x3f800000u, 0x3f80}, {0x3f808000u, 0x3f80}, {0x3f818000u, 0x3f82}, {0x3f808001u, 0x3f81},
+      {0x3f807fffu, 0x3f80}, {0xbf818000u, 0xbf82}, {0x7f7fffffu, 0x7f80}, {0x00000001u, 0x0000},
+      {0x807fffffu, 0x8000}, {0x00800000u, 0x0080}, {0x7f800000u, 0x7f80}, {0xff800000u, 0xff80},
+      {0x7fc00000u, 0x7fc0}, {0x7f800001u, 0x7fc0}, {0x80000000u, 0x8000}, {0x4049fdb0u, 0x404a},
+      {0x3f7fffffu, 0x3f80}};
+  for (const int64_t n : {int64_t{17}, int64_t{16 * 9 + 5}}) {
+    std::vector<float> in(static_cast<size_t>(n));
+    std::vector<uint16_t> want(in.size()), got(in.size());
+    for (size_t i = 0; i < in.size(); ++i) in[i] = bits(cases[i % cases.size()].first), want[i] = cases[i % cases.size()].second;
+    // This CPU's choice (AVX512-BF16's instruction where it has it), and the portable spelling.
+    for (auto round : {&cpu::round_to_bf16, &cpu::generic::round_to_bf16}) {
+      std::fill(got.begin(), got.end(), uint16_t{0x1234});
+      round(in.data(), got.data(), n);
+      for (size_t i = 0; i < in.size(); ++i) {
+        INFO("input 0x", std::hex, cases[i % cases.size()].first, " at ", std::dec, i);
+        CHECK(got[i] == want[i]);
+      }
+    }
+  }
+}
+
+TEST_CASE("fast path: batch norm hands a bf16 convolution its gradient in bf16, the very bits it would convert") {
+  // conv -> BN + ReLU -> conv -> BN + residual + ReLU -> pool, in bf16: with the hand-off every
+  // gradient of the graph is bit for bit what it is without (the convolutions rounding dy
+  // themselves). A conv output with two consumers takes f32 gradients (rounded once, where the
+  // convolution rounds them), and so does one seeded directly.
+  test::PrecisionScope bf16(Precision::bf16);
+  const Tensor x = leaf(random_tensor({4, 16, 8, 8}, 950));
+  const Tensor w1 = leaf(random_tensor({16, 16, 3, 3}, 951, -0.1, 0.1));
+  const Tensor w2 = leaf(random_tensor({16, 16, 3, 3}, 952, -0.1, 0.1));
+  const Tensor g1 = leaf(random_tensor({16}, 953, 0.5, 1.5)), b1 = leaf(random_tensor({16}, 954, -0.5, 0.5));
+  const Tensor g2 = leaf(random_tensor({16}, 955, 0.5, 1.5)), b2 = leaf(random_tensor({16}, 956, -0.5, 0.5));
+  const std::vector<Tensor> leaves{x, w1, w2, g1, b1, g2, b2};
+  auto run = [&](bool handoff, int variant) {
+    set_cpu_bf16_handoff(handoff);
+    for (const Tensor& t : leaves) t.meta().grad = Tensor();
+    Tensor rm = Tensor::zeros({16}), rv = Tensor::full({16}, 1.0);
+    const Tensor xb = to_blocked(x);
+    const Tensor c1 = conv2d(xb, w1, Tensor(), {1, 1, 1});
+    const bool handed = autograd::accepts_bf16_grad(c1);
+    const Tensor h = batchnorm2d(c1, g1, b1, rm, rv, {true, 0.1, 1e-5, true});
+    const Tensor c2 = conv2d(h, w2, Tensor(), {1, 1, 1});
+    Tensor o = batchnorm2d(c2, g2, b2, rm, rv, {true, 0.1, 1e-5, true}, xb);
+    if (variant == 1) o = add(o, batchnorm2d(c2, g1, b1, rm, rv, {true, 0.1, 1e-5, false}));  // c2 used twice
+    Tensor loss = global_avg_pool(o);
+    if (variant == 2) loss = add(global_avg_pool(c1), loss);  // c1 seeded besides its batch norm
+    autograd::backward(loss, random_tensor(loss.shape(), 957, -1.0, 1.0));
+    std::vector<std::vector<double>> grads;
+    for (const Tensor& t : leaves) grads.push_back(t.grad().to_double());
+    set_cpu_bf16_handoff(true);
+    return std::make_pair(handed, grads);
+  };
+  for (int variant : {0, 1, 2}) {
+    INFO("variant ", variant);
+    const auto off = run(false, variant), on = run(true, variant);
+    CHECK(!off.first);
+    CHECK(on.second == off.second);
+    if (variant == 0 && !on.first) MESSAGE("this CPU has no AVX512-BF16: the hand-off is off, compared with itself");
+  }
 }
 
 TEST_CASE("fast path: conv2d backward with one gradient wanted, and one shape used twice in a graph") {
