@@ -158,20 +158,27 @@ void blocked_channel_sums(int64_t n, int64_t c, int64_t hw, F&& f, double* sum) 
   blocked_channel_sums(n, c, hw, f, sum, f, nullptr);
 }
 
-// body(k, ch) for every element k of a blocked tensor (ch its channel), threaded over samples
-// and blocks, vectorised over the lanes of a pixel.
-template <class Body>
-void blocked_for_each(int64_t n, int64_t c, int64_t hw, Body&& body) {
+// pixel(k0, ch0) for every pixel of a blocked tensor: k0 the storage offset of its kLanes values,
+// ch0 the channel of the first; threaded over samples and blocks.
+template <class Pixel>
+void blocked_for_each_pixel(int64_t n, int64_t c, int64_t hw, Pixel&& pixel) {
   const int64_t blocks = c / kLanes;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t s = 0; s < n; ++s)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t base = (s * blocks + b) * hw * kLanes;
-      for (int64_t i = 0; i < hw; ++i) {
-#pragma omp simd
-        for (int64_t l = 0; l < kLanes; ++l) body(base + i * kLanes + l, b * kLanes + l);
-      }
+      for (int64_t i = 0; i < hw; ++i) pixel(base + i * kLanes, b * kLanes);
     }
+}
+
+// body(k, ch) for every element k of a blocked tensor (ch its channel), vectorised over the lanes
+// of a pixel.
+template <class Body>
+void blocked_for_each(int64_t n, int64_t c, int64_t hw, Body&& body) {
+  blocked_for_each_pixel(n, c, hw, [&body](int64_t k0, int64_t ch0) {
+#pragma omp simd
+    for (int64_t l = 0; l < kLanes; ++l) body(k0 + l, ch0 + l);
+  });
 }
 
 // out[k] = f(k, ch) over a blocked tensor.
@@ -219,23 +226,16 @@ inline void pixel_to_bf16(const float* v, uint16_t* out) {
 // in f32, over a blocked tensor.
 template <class F, class F2>
 void blocked_map_bf16(int64_t n, int64_t c, int64_t hw, uint16_t* out, F&& f, float* out2, F2&& f2) {
-  const int64_t blocks = c / kLanes;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t s = 0; s < n; ++s)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t base = (s * blocks + b) * hw * kLanes;
-      for (int64_t i = 0; i < hw; ++i) {
-        const int64_t k0 = base + i * kLanes;
-        alignas(64) float v[kLanes];
+  blocked_for_each_pixel(n, c, hw, [out, out2, &f, &f2](int64_t k0, int64_t ch0) {
+    alignas(64) float v[kLanes];
 #pragma omp simd
-        for (int64_t l = 0; l < kLanes; ++l) v[l] = f(k0 + l, b * kLanes + l);
-        pixel_to_bf16(v, out + k0);
-        if (out2) {
+    for (int64_t l = 0; l < kLanes; ++l) v[l] = f(k0 + l, ch0 + l);
+    pixel_to_bf16(v, out + k0);
+    if (out2) {
 #pragma omp simd
-          for (int64_t l = 0; l < kLanes; ++l) out2[k0 + l] = f2(k0 + l, b * kLanes + l);
-        }
-      }
+      for (int64_t l = 0; l < kLanes; ++l) out2[k0 + l] = f2(k0 + l, ch0 + l);
     }
+  });
 }
 
 // The channel sums of all blocks first (one pass), then channel_affine per channel, then one pass
@@ -262,11 +262,11 @@ void blocked_forward(const BatchNormForward& a) {
                          }, sum_sq.data());
     for (int64_t ch = 0; ch < a.c; ++ch) {
       const ShiftedSums st{kp[ch], sum[ch], sum_sq[ch]};
-      mu[ch] = st.mean(m), var[ch] = st.var(m) * m;
+      mu[ch] = st.mean(m), var[ch] = st.var(m);
     }
   }
   for (int64_t ch = 0; ch < a.c; ++ch) {
-    const ChannelAffine f = channel_affine(a, ch, mu[ch], var[ch] / m, m);
+    const ChannelAffine f = channel_affine(a, ch, mu[ch], var[ch], m);
     scale[ch] = f.scale, shift[ch] = f.shift;
   }
   const float *sc = scale.data(), *sh = shift.data(), *r = a.residual;
@@ -456,18 +456,23 @@ bool has_avx512() {
                           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   return yes;
 }
+// The avx512 build rounds to bf16 with AVX512-BF16's own instruction (pixel_to_bf16): it runs
+// that rounding only where the CPU has it, the generic build's spelling of it elsewhere.
+bool has_avx512_bf16() {
+  static const bool yes = has_avx512() && __builtin_cpu_supports("avx512bf16");
+  return yes;
+}
 }  // namespace
 
 void batchnorm_forward_fast(const BatchNormForward& a) {
   has_avx512() ? avx512::batchnorm_forward_fast(a) : generic::batchnorm_forward_fast(a);
 }
 void batchnorm_backward_fast(const BatchNormBackward& a) {
-  has_avx512() ? avx512::batchnorm_backward_fast(a) : generic::batchnorm_backward_fast(a);
+  const bool avx512 = a.dx_bf16 ? has_avx512_bf16() : has_avx512();
+  avx512 ? avx512::batchnorm_backward_fast(a) : generic::batchnorm_backward_fast(a);
 }
 void round_to_bf16(const float* in, uint16_t* out, int64_t n) {
-  // The avx512 build's rounding is AVX512-BF16's own instruction: only where the CPU has it.
-  static const bool bf16 = has_avx512() && __builtin_cpu_supports("avx512bf16");
-  bf16 ? avx512::round_to_bf16(in, out, n) : generic::round_to_bf16(in, out, n);
+  has_avx512_bf16() ? avx512::round_to_bf16(in, out, n) : generic::round_to_bf16(in, out, n);
 }
 
 }  // namespace sieve::cpu

@@ -218,11 +218,17 @@ Plan& plan_for(const ConvShape& g, bool bf16, Pass pass) {
 
 }  // namespace
 
+namespace {
+// Whether oneDNN runs `isa`'s kernels here. Its ISA values are bit sets, each containing the ISAs
+// below it.
+bool onednn_isa_has(dnnl::cpu_isa isa) {
+  return (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) & static_cast<unsigned>(isa)) ==
+         static_cast<unsigned>(isa);
+}
+}  // namespace
+
 bool winograd_suits(const ConvShape& g, bool bf16) {
-  // oneDNN's ISA values are bit sets, each containing the ISAs below it.
-  static const bool amx = (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) &
-                           static_cast<unsigned>(dnnl::cpu_isa::avx512_core_amx)) ==
-                          static_cast<unsigned>(dnnl::cpu_isa::avx512_core_amx);
+  static const bool amx = onednn_isa_has(dnnl::cpu_isa::avx512_core_amx);
   const int64_t least = bf16 ? 64 : 32;  // channels
   return !(bf16 && amx) && g.groups == 1 && g.r == 3 && g.s == 3 && g.stride == 1 && g.pad == 1 && g.c >= least &&
          g.k >= least && g.c % 16 == 0 && g.k % 16 == 0 && g.p >= 4 && g.q >= 4;
@@ -246,10 +252,7 @@ KeptInput conv2d_forward_onednn(const ConvShape& g, const float* x, const float*
 }
 
 bool conv2d_reads_bf16_dy(const ConvShape& g, bool data, bool weights) {
-  static const bool rounds = (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) &
-                              static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16)) ==
-                                 static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16) &&
-                             __builtin_cpu_supports("avx512bf16");
+  static const bool rounds = onednn_isa_has(dnnl::cpu_isa::avx512_core_bf16) && __builtin_cpu_supports("avx512bf16");
   if (!rounds || !g.y_blocked || g.winograd || !(data || weights)) return false;
   const memory::desc blocked({g.n, g.k, g.p, g.q}, dt::bf16, tag::nChw16c);
   return (!data || plan_for(g, true, Pass::backward_data).a.layout() == blocked) &&
